@@ -1,0 +1,5 @@
+"""``python -m peakpilot``: the same as the ``peakpilot`` command."""
+
+from peakpilot.cli import main
+
+main()

@@ -1,0 +1,431 @@
+"""The ``peakpilot`` command line: parse, call the Engine, print. No business rules here.
+
+Exit codes come from the exception classes (see :mod:`peakpilot.errors`); usage errors
+are 2. With ``--json`` stdout holds one JSON document on success and nothing on failure.
+Heavy modules (SQLAlchemy, Rich) are imported only by the commands that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from peakpilot.errors import PeakpilotError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from peakpilot.workflow.engine import Engine
+    from peakpilot.workflow.snapshots import Nomination
+
+F = TypeVar("F", bound=Callable[..., Any])
+USAGE_ERROR = 2
+
+
+class Instant(click.ParamType):
+    """An ISO 8601 instant with an explicit offset (a naive time would be a guess)."""
+
+    name = "ISO8601"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time such as 2023-11-01T09:00:00+08:00")
+        if parsed.utcoffset() is None:
+            self.fail(f"{value!r} has no UTC offset: add one, e.g. +08:00")
+        return parsed
+
+
+@dataclass
+class Options:
+    db: str | None
+    now: datetime | None
+    json: bool
+
+
+def json_option(command: F) -> F:
+    """``--json`` after the command name, as well as before it."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_object(Options).json = True  # type: ignore[union-attr]
+
+    return click.option(
+        "--json",
+        "json_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=remember,
+        help="Print one JSON document.",
+    )(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    metavar="URL",
+    help="Database URL [env PEAKPILOT_DATABASE_URL; default sqlite:///peakpilot.db].",
+)
+@click.option(
+    "--now",
+    type=Instant(),
+    help="Run at this instant instead of the system clock [env PEAKPILOT_NOW].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.version_option(package_name="peakpilot")
+@click.pass_context
+def cli(
+    ctx: click.Context, db: str | None, now: datetime | None, as_json: bool, debug: bool
+) -> None:
+    """peakpilot: nominations to the national carbon-peak pilot programme."""
+    ctx.obj = Options(db=db, now=now, json=as_json)
+
+
+# -- plumbing -------------------------------------------------------------------------
+
+
+def _options() -> Options:
+    return click.get_current_context().find_object(Options)  # type: ignore[return-value]
+
+
+def _engine(*, frozen: bool = True) -> Engine:
+    from peakpilot.clock import FrozenClock
+    from peakpilot.config.settings import load_settings
+    from peakpilot.workflow.engine import Engine
+
+    options = _options()
+    settings = load_settings(database_url=options.db, now=options.now)
+    clock = FrozenClock(settings.now) if frozen and settings.now is not None else None
+    engine = Engine(settings.database_url, clock=clock)
+    click.get_current_context().call_on_close(engine.close)
+    return engine
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Piped output is read by people too (less, CI logs): don't squeeze tables to 80.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _emit(document: Any, human: Callable[[], None]) -> None:
+    if _options().json:
+        from peakpilot.workflow.snapshots import to_jsonable
+
+        click.echo(json.dumps(to_jsonable(document), ensure_ascii=False, indent=2))
+    else:
+        human()
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def _nomination_table(rows: Sequence[Nomination], title: str | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("id", "batch", "province", "kind", "name", "level", "state", "version"):
+        table.add_column(column)
+    for n in rows:
+        table.add_row(n.id, n.batch, n.province, n.kind, n.name, n.level, n.state, str(n.version))
+    return table
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--program",
+    "program_file",
+    type=click.Path(dir_okay=False),
+    help="A programme file (default: the shipped 2023 programme).",
+)
+@json_option
+def init(program_file: str | None) -> None:
+    """Create or upgrade the schema and load the programme (safe to repeat)."""
+    engine = _engine()
+    result = engine.init(program_file)
+    result["database"] = engine.database.engine.url.render_as_string(hide_password=True)
+    _emit(
+        result,
+        lambda: click.echo(
+            f"{'initialised' if result['changed'] else 'up to date'}: {result['database']} "
+            f"(programme {result['program']}, batch {result['batch']})"
+        ),
+    )
+
+
+@cli.command()
+@click.option("--province", required=True, help="Slug (hebei) or GB/T 2260 code (130000).")
+@click.option("--kind", required=True, help="city or park.")
+@click.option("--name", required=True, help="The city's or park's name.")
+@click.option("--level", required=True, help="Administrative level, e.g. prefecture.")
+@click.option("--batch", help="Batch id (default: the newest open batch with a quota).")
+@click.option("--as", "actor", required=True, metavar="ACTOR", help="drc:PROVINCE.")
+@json_option
+def nominate(
+    province: str, kind: str, name: str, level: str, batch: str | None, actor: str
+) -> None:
+    """Create a nomination; prints its id."""
+    created = _engine().nominate(
+        actor, province=province, kind=kind, name=name, level=level, batch=batch
+    )
+    _emit(created, lambda: click.echo(created.id))
+
+
+@cli.command()
+@click.argument("nomination_id", metavar="ID")
+@click.argument("event")
+@click.option(
+    "--as", "actor", required=True, metavar="ACTOR", help="ndrc, drc:PROVINCE or gov:PROVINCE."
+)
+@click.option("--reason", help="Why (required to send back, reject or defer).")
+@click.option("--idempotency-key", help="Retrying with the same key does the event once.")
+@click.option(
+    "--if-version", type=int, help="Refuse (exit 6) unless the nomination is still at this version."
+)
+@json_option
+def fire(
+    nomination_id: str,
+    event: str,
+    actor: str,
+    reason: str | None,
+    idempotency_key: str | None,
+    if_version: int | None,
+) -> None:
+    """Fire one EVENT on nomination ID."""
+    after = _engine().fire(
+        nomination_id,
+        event,
+        actor,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        expected_version=if_version,
+    )
+    _emit(after, lambda: click.echo(f"{after.id}: {after.state} (version {after.version})"))
+
+
+@cli.command()
+@click.argument("nomination_id", metavar="ID")
+@click.option("--as", "actor", metavar="ACTOR", help="List the events this actor could fire.")
+@json_option
+def show(nomination_id: str, actor: str | None) -> None:
+    """A nomination: fields, events the actor could fire, history, pending timers."""
+    detail = _engine().show(nomination_id, actor)
+
+    def human() -> None:
+        from rich.table import Table
+
+        console = _console()
+        n = detail.nomination
+        fields = Table.grid(padding=(0, 2))
+        for label, value in (
+            ("id", n.id),
+            ("name", n.name),
+            ("province", n.province),
+            ("kind", f"{n.kind} ({n.level})"),
+            ("batch", n.batch),
+            ("state", n.state),
+            ("version", str(n.version)),
+            ("can fire", ", ".join(detail.allowed_events) or "-"),
+        ):
+            fields.add_row(f"[bold]{label}[/]", value)
+        console.print(fields)
+        console.print(_history_table(detail.history))
+        if detail.timers:
+            console.print(_timers_table(detail.timers))
+
+    _emit(detail, human)
+
+
+def _history_table(records: Sequence[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="history")
+    for column in ("seq", "at", "event", "from", "to", "actor", "reason"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            str(r.seq),
+            _when(r.at),
+            r.event,
+            r.from_state or "-",
+            r.to_state,
+            r.actor,
+            r.reason or "",
+        )
+    return table
+
+
+def _timers_table(timers: Sequence[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="pending timers")
+    for column in ("id", "kind", "due", "batch", "province", "nomination"):
+        table.add_column(column)
+    for t in timers:
+        table.add_row(
+            t.id, t.kind, _when(t.due_at), t.batch, t.province or "-", t.nomination or "-"
+        )
+    return table
+
+
+@cli.command("list")
+@click.option("--state", help="Only nominations in this state.")
+@click.option("--province", help="Only this province (slug or code).")
+@click.option("--batch", help="Only this batch.")
+@json_option
+def list_(state: str | None, province: str | None, batch: str | None) -> None:
+    """Nominations, oldest first."""
+    rows = _engine().list(state=state, province=province, batch=batch)
+    _emit(rows, lambda: _console().print(_nomination_table(rows)))
+
+
+@cli.command()
+@click.option("--batch", help="Batch id (default: the newest).")
+@json_option
+def board(batch: str | None) -> None:
+    """Per province: quota, used, left and nominations per state."""
+    engine = _engine()
+    result = engine.board(batch)
+
+    def human() -> None:
+        from rich.table import Table
+
+        states = engine.program.states
+        table = Table(
+            title=f"batch {result.batch} ({result.status}), deadline {_when(result.deadline)}"
+        )
+        for column in ("province", "quota", "used", "left", *states):
+            table.add_column(column, justify="left" if column == "province" else "right")
+        for p in result.provinces:
+            table.add_row(
+                p.province,
+                str(p.quota),
+                str(p.used),
+                str(p.left),
+                *(str(p.states[s] or "") for s in states),
+            )
+        _console().print(table)
+
+    _emit(result, human)
+
+
+@cli.command()
+@click.argument("nomination_id", metavar="ID")
+@json_option
+def history(nomination_id: str) -> None:
+    """The audit trail of one nomination, oldest first."""
+    records = _engine().history(nomination_id)
+    _emit(records, lambda: _console().print(_history_table(records)))
+
+
+@cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
+@json_option
+def diagram(fmt: str) -> None:
+    """The state machine as Mermaid or DOT text."""
+    engine = _engine()
+    try:
+        program = engine.program
+    except PeakpilotError:
+        from peakpilot.config.program import load_program
+
+        program = load_program()  # no database yet: draw the shipped programme
+    from peakpilot.states.diagram import render
+
+    text = render(program, fmt)
+    _emit({"format": fmt, "text": text}, lambda: click.echo(text))
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command()
+@json_option
+def verify() -> None:
+    """Check every nomination's hash chain; exit 7 naming the first broken record."""
+    report = _engine().verify_audit()
+
+    def human() -> None:
+        if report.ok:
+            click.echo(f"audit trail intact: {report.records} records verified")
+        else:
+            broken = report.first_broken
+            assert broken is not None
+            click.echo(
+                f"audit trail BROKEN at nomination {broken.nomination} record "
+                f"{broken.seq}: {broken.problem}"
+            )
+
+    _emit(report, human)
+    if not report.ok:
+        raise click.exceptions.Exit(7)
+
+
+@cli.command()
+@json_option
+def demo() -> None:
+    """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
+    from peakpilot.workflow.demo import run_demo
+
+    engine = _engine(frozen=False)
+    console = _console()
+    quiet = _options().json
+    summary = run_demo(engine, narrate=None if quiet else console.print)
+    if quiet:
+        _emit(summary, lambda: None)
+    else:
+        console.print(f"\n[bold]Board at the end of the replay[/] ({summary['elapsed_s']:.1f} s)")
+        click.get_current_context().invoke(board, batch=None)
+
+
+# -- entry point ----------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    one_line = " ".join(message.splitlines()) or "unknown error"
+    click.echo(f"peakpilot: {one_line}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with the contract's exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(args=args, prog_name="peakpilot", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.UsageError as error:
+        if error.ctx is not None:
+            click.echo(error.ctx.get_usage(), err=True)
+        _fail(error.format_message(), USAGE_ERROR)
+    except click.ClickException as error:
+        _fail(error.format_message(), error.exit_code)
+    except click.Abort:
+        _fail("aborted", 1)
+    except PeakpilotError as error:
+        _fail(str(error), error.exit_code)
+    except Exception as error:  # the contract: one line, no traceback unless --debug
+        if "--debug" in args:
+            raise
+        _fail(f"unexpected error ({type(error).__name__}): {error}; rerun with --debug", 1)
+    sys.exit(code if isinstance(code, int) else 0)

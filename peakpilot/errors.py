@@ -1,0 +1,73 @@
+"""The one exception hierarchy of peakpilot.
+
+Every refusal an embedding backend or the CLI can meet is a :class:`PeakpilotError`
+subclass, and each subclass maps to exactly one CLI exit code, so that a script can tell
+"fix your input" from "someone else got there first" without parsing messages. Foreign
+exceptions (SQLAlchemy, transitions, YAML) are translated at the adapter that calls the
+foreign library, never allowed to leak.
+"""
+
+from __future__ import annotations
+
+
+class PeakpilotError(Exception):
+    """Something peakpilot refused or could not do."""
+
+    exit_code: int = 1
+
+
+class NotFound(PeakpilotError):
+    """A nomination, batch or notice named by the caller does not exist."""
+
+    exit_code = 3
+
+
+class NotPermitted(PeakpilotError):
+    """The actor's role or province does not allow this action."""
+
+    exit_code = 4
+
+
+class Refused(PeakpilotError):
+    """The action breaks a rule of the programme or the input is invalid."""
+
+    exit_code = 5
+
+
+class InvalidInput(Refused):
+    """A value given by the caller is malformed (an actor, a province, a name...)."""
+
+
+class ConfigError(Refused):
+    """A programme, quotas, contacts or settings file is invalid."""
+
+
+class Conflict(PeakpilotError):
+    """Another writer changed the same nomination first: reload and retry."""
+
+    exit_code = 6
+
+
+class AuditBroken(PeakpilotError):
+    """The audit trail's hash chain does not verify."""
+
+    exit_code = 7
+
+
+class Unavailable(PeakpilotError):
+    """The database could not be reached or used."""
+
+    exit_code = 1
+
+
+__all__ = [
+    "AuditBroken",
+    "ConfigError",
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "NotPermitted",
+    "PeakpilotError",
+    "Refused",
+    "Unavailable",
+]

@@ -1,0 +1,59 @@
+"""Who acts: ``ndrc``, ``system``, ``drc:<province>`` or ``gov:<province>``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from peakpilot.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from peakpilot.config.program import Program
+
+_ACTOR = re.compile(r"^([a-z][a-z_]{0,31})(?::([A-Za-z0-9_]{1,32}))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """An actor: a role, and the province it acts for when the role is provincial."""
+
+    role: str
+    province: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """Parse ``role`` or ``role:province``; the programme resolves it further."""
+        match = _ACTOR.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise InvalidInput(
+                f"cannot read actor {text!r}: write ndrc, drc:PROVINCE or gov:PROVINCE "
+                "(e.g. drc:hebei or gov:130000)"
+            )
+        return cls(role=match.group(1), province=match.group(2))
+
+    def __str__(self) -> str:
+        return self.role if self.province is None else f"{self.role}:{self.province}"
+
+
+SYSTEM = Actor("system")
+
+
+def resolve_actor(actor: Actor, program: Program) -> Actor:
+    """The canonical form of ``actor`` under ``program``: a declared role, a province slug.
+
+    A provincial role needs a province and a national one must not have one; a GB/T 2260
+    code becomes the slug, so that ``drc:130000`` and ``drc:hebei`` are the same actor.
+    """
+    role = program.roles.get(actor.role)
+    if role is None:
+        raise InvalidInput(
+            f"unknown role {actor.role!r} in actor {actor}: use one of {', '.join(program.roles)}"
+        )
+    if role.scope == "province":
+        if actor.province is None:
+            raise InvalidInput(f"actor {actor} needs a province: write {actor.role}:PROVINCE")
+        return Actor(actor.role, program.province(actor.province).slug)
+    if actor.province is not None:
+        raise InvalidInput(f"actor {actor}: the {actor.role} role takes no province")
+    return actor

@@ -1,0 +1,132 @@
+"""Connections and transactions: SQLite tuned for safe concurrent writers, PostgreSQL as is.
+
+Every unit of work is one transaction from :meth:`Database.write` or :meth:`Database.read`.
+On SQLite a writer starts with ``BEGIN IMMEDIATE`` so it holds the write lock before it
+reads what it will change (a deferred BEGIN lets two writers read the same quota and then
+fail or both succeed); readers keep a deferred BEGIN and, thanks to WAL, never wait.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from peakpilot.errors import InvalidInput, Unavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE = "peakpilot_write"
+_PREPARED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def masked(url: sa.URL | str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<invalid database URL>"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An SQLAlchemy engine for ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``)."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise InvalidInput(
+            f"cannot read database URL {url!r}: write sqlite:///FILE or "
+            "postgresql+psycopg://USER@HOST/DB"
+        ) from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise InvalidInput(f"cannot use database URL {masked(parsed)}: {error}") from None
+    return engine
+
+
+def prepare_sqlite(engine: sa.Engine) -> None:
+    """Make an SQLite engine safe for several writers (idempotent).
+
+    The driver's own transaction handling is switched off so that the ``begin`` listener
+    decides: ``BEGIN IMMEDIATE`` for writers, a deferred ``BEGIN`` for readers.
+    """
+    if engine.dialect.name != "sqlite" or engine in _PREPARED:
+        return
+    _PREPARED.add(engine)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Hands out transactions on one SQLAlchemy engine."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        prepare_sqlite(engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A read-write transaction: committed on success, rolled back on any error."""
+        with self._transaction(write=True) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (rolled back at the end; nothing it did is kept)."""
+        with self._transaction(write=False) as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
+        try:
+            connection = self.engine.connect()
+        except exc.DBAPIError as error:
+            raise self.unreachable(error) from None
+        try:
+            if write:
+                connection.execution_options(**{_WRITE: True})
+            with (
+                connection.begin() as transaction,
+                Session(bind=connection, autoflush=False, expire_on_commit=False) as session,
+            ):
+                yield session
+                session.flush()
+                if not write:
+                    transaction.rollback()
+        except exc.OperationalError as error:
+            if _is_disconnect(error):
+                raise self.unreachable(error) from None
+            raise
+        finally:
+            connection.close()
+
+    def unreachable(self, error: BaseException) -> Unavailable:
+        detail = str(getattr(error, "orig", error)).strip().splitlines()
+        return Unavailable(
+            f"cannot reach database {masked(self.engine.url)}: {detail[0] if detail else error}"
+        )
+
+
+def _is_disconnect(error: exc.DBAPIError) -> bool:
+    return bool(error.connection_invalidated) or "could not connect" in str(error.orig)

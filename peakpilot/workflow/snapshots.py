@@ -1,0 +1,111 @@
+"""What the engine hands out: frozen, detached copies, never live ORM objects.
+
+Times are aware datetimes in the programme's time zone (stored in UTC, shown where the
+programme lives). :func:`to_jsonable` gives the documents of the CLI's ``--json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Nomination:
+    id: str
+    batch: str
+    province: str
+    kind: str
+    name: str
+    level: str
+    state: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One audit record: ``at`` is when the engine wrote it, by the engine's clock."""
+
+    seq: int
+    event: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    at: datetime
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Timer:
+    id: str
+    kind: str
+    due_at: datetime
+    batch: str
+    province: str | None
+    nomination: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NominationDetail:
+    """A nomination with what ``show`` adds: the events the asking actor could fire now,
+    its history (oldest first) and its pending timers."""
+
+    nomination: Nomination
+    allowed_events: tuple[str, ...]
+    history: tuple[HistoryRecord, ...]
+    timers: tuple[Timer, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProvinceBoard:
+    province: str
+    quota: int
+    used: int
+    left: int
+    states: Mapping[str, int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Board:
+    batch: str
+    deadline: datetime
+    status: str
+    provinces: tuple[ProvinceBoard, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BrokenRecord:
+    nomination: str
+    seq: int
+    problem: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditReport:
+    ok: bool
+    records: int
+    first_broken: BrokenRecord | None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data for a snapshot (or a list of them); datetimes in ISO 8601."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, NominationDetail):
+            return {
+                **to_jsonable(value.nomination),
+                "allowed_events": list(value.allowed_events),
+                "history": to_jsonable(value.history),
+                "timers": to_jsonable(value.timers),
+            }
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {key: to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    return value

@@ -1,0 +1,104 @@
+"""The database tables. Private to the workflow package: callers get snapshots instead.
+
+Schema changes go through the Alembic migrations beside this module; a test compares
+these declarations with the migrated schema on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class ProgramRow(SQLModel, table=True):
+    """The programme definition loaded by ``init``; its text is the rules' source."""
+
+    __tablename__ = "programs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    digest: str = Field(max_length=64)
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    loaded_at: datetime
+
+
+class BatchRow(SQLModel, table=True):
+    """A batch of the programme. ``status`` turns ``closed`` when its deadline work ran."""
+
+    __tablename__ = "batches"
+
+    id: str = Field(primary_key=True, max_length=64)
+    program_id: str = Field(foreign_key="programs.id", max_length=64)
+    position: int = Field(unique=True)  # opening order: the newest open batch has the highest
+    deadline_at: datetime
+    status: str = Field(max_length=16)
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+
+class QuotaRow(SQLModel, table=True):
+    """A province's places in a batch; the row submissions of that province lock."""
+
+    __tablename__ = "quota_allocations"
+
+    batch_id: str = Field(foreign_key="batches.id", primary_key=True, max_length=64)
+    province: str = Field(primary_key=True, max_length=32)
+    quota: int
+
+
+class NominationRow(SQLModel, table=True):
+    """A nomination. ``version`` is compared and set on every change; ``audit_head`` is
+    the hash of its newest audit record, so that deleting that record is detectable."""
+
+    __tablename__ = "nominations"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "province", "kind", "name", name="uq_nominations_name"),
+        Index("ix_nominations_batch_province_state", "batch_id", "province", "state"),
+        Index("ix_nominations_state", "state"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    batch_id: str = Field(foreign_key="batches.id", max_length=64)
+    province: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=32)
+    state: str = Field(max_length=32)
+    version: int
+    audit_head: str = Field(max_length=64)
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditRecordRow(SQLModel, table=True):
+    """One link of a nomination's hash chain. Append-only: the engine never updates it."""
+
+    __tablename__ = "audit_records"
+
+    nomination_id: str = Field(
+        sa_column=Column(String(32), ForeignKey("nominations.id"), primary_key=True)
+    )
+    seq: int = Field(primary_key=True)
+    event: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str = Field(max_length=32)
+    actor: str = Field(max_length=64)
+    at: datetime
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    batch_id: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The first result of a ``fire`` made with an idempotency key, replayed on retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(primary_key=True, max_length=200)
+    nomination_id: str = Field(foreign_key="nominations.id", max_length=32)
+    event: str = Field(max_length=32)
+    actor: str = Field(max_length=64)
+    result: str = Field(sa_column=Column(Text, nullable=False))  # the snapshot, as JSON
+    created_at: datetime

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -31,6 +30,7 @@ from peakpilot.states.machine import Workflow
 from peakpilot.states.text_rules import check_name, check_reason
 from peakpilot.workflow import audit
 from peakpilot.workflow.database import Database, create_engine
+from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.snapshots import (
     AuditReport,
     Board,
@@ -202,7 +202,7 @@ class Engine:
                     f"name in batch {batch_row.id}"
                 )
             row = NominationRow(
-                id=secrets.token_hex(8),
+                id=new_id(),
                 batch_id=batch_row.id,
                 province=province_slug,
                 kind=kind,
@@ -286,15 +286,16 @@ class Engine:
         self.workflow.transition(event, row.state, f"nomination {row.id}")
         context = self._context(session, row, event, now, reason, lock=True)
         target_state = self.workflow.decide(current, event, actor, context)
+        # A move whose rules look at a target batch (carry_over) lands in that batch.
         batch_id = row.batch_id
-        if event == "carry_over":
-            assert context.target is not None and context.target.batch is not None
+        if context.target is not None and context.target.batch is not None:
             batch_id = context.target.batch.id
+        version = current.version + 1
         record = _audit_record(
             row,
-            row.version + 1,
+            version,
             event,
-            row.state,
+            current.state,
             str(actor),
             now,
             reason,
@@ -304,14 +305,15 @@ class Engine:
         )
         moved = session.execute(
             update(NominationRow)
-            .where(NominationRow.id == row.id, NominationRow.version == row.version)  # type: ignore[arg-type]
+            .where(NominationRow.id == row.id, NominationRow.version == current.version)  # type: ignore[arg-type]
             .values(
                 state=target_state,
-                version=row.version + 1,
+                version=version,
                 audit_head=record.hash,
                 batch_id=batch_id,
                 updated_at=now,
             )
+            .execution_options(synchronize_session=False)
         )
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(
@@ -322,7 +324,7 @@ class Engine:
         after = dataclasses.replace(
             current,
             state=target_state,
-            version=row.version + 1,
+            version=version,
             batch=batch_id,
             updated_at=self._local(now),
         )
@@ -367,18 +369,19 @@ class Engine:
         batch: str | None = None,
     ) -> list[Nomination]:
         """Nominations in creation order, filtered by state, province and batch."""
+        program = self.program
         query = select(NominationRow)
         if state is not None:
-            query = query.where(NominationRow.state == self.program.state(state))
+            query = query.where(NominationRow.state == program.state(state))
         if province is not None:
-            slug = self.program.province(province).slug
+            slug = program.province(province).slug
             query = query.where(NominationRow.province == slug)
         with self._db.read() as session:
             if batch is not None:
                 self._batch_row(session, batch)
                 query = query.where(NominationRow.batch_id == batch)
             rows = session.execute(
-                query.order_by(NominationRow.created_at, NominationRow.id)  # type: ignore[arg-type]
+                query.order_by(NominationRow.id)  # ids sort in creation order
             ).scalars()
             return [self._snapshot(row) for row in rows]
 
@@ -404,7 +407,7 @@ class Engine:
                         QuotaRow.batch_id == batch_row.id
                     )
                 )
-                .tuples()
+                
                 .all()
             )
             counts: dict[str, dict[str, int]] = {}
@@ -412,7 +415,7 @@ class Engine:
                 select(NominationRow.province, NominationRow.state, func.count())
                 .where(NominationRow.batch_id == batch_row.id)
                 .group_by(NominationRow.province, NominationRow.state)
-            ).tuples():
+            ):
                 counts.setdefault(province, {})[state] = count
         provinces = []
         for slug in program.provinces:
@@ -437,45 +440,31 @@ class Engine:
 
     def verify_audit(self) -> AuditReport:
         """Check every nomination's hash chain; report the first record that fails."""
+        table = AuditRecordRow.__table__  # type: ignore[attr-defined]
         heads = select(NominationRow.id, NominationRow.state, NominationRow.audit_head).order_by(
             NominationRow.id
         )
-        records = select(AuditRecordRow).order_by(
-            AuditRecordRow.nomination_id,
-            AuditRecordRow.seq,  # type: ignore[arg-type]
+        records = (
+            select(*(table.c[name] for name in audit.ChainRecord.__slots__))
+            .order_by(table.c.nomination_id, table.c.seq)
+            .execution_options(yield_per=5000)  # a server-side cursor: memory stays flat
         )
         with self._db.read() as session:
-            head_rows = (
-                audit.ChainHead(nomination_id, state, head)
-                for nomination_id, state, head in session.execute(heads).tuples()
-            )
-            record_rows = (
-                audit.ChainRecord(
-                    nomination_id=r.nomination_id,
-                    seq=r.seq,
-                    event=r.event,
-                    from_state=r.from_state,
-                    to_state=r.to_state,
-                    actor=r.actor,
-                    at=r.at,
-                    reason=r.reason,
-                    batch_id=r.batch_id,
-                    prev_hash=r.prev_hash,
-                    hash=r.hash,
+            head_rows = [audit.ChainHead(*row) for row in session.execute(heads)]
+            result = session.execute(records)
+            try:
+                checked, broken = audit.find_first_break(
+                    head_rows, (audit.ChainRecord(*row) for row in result)
                 )
-                for r in session.execute(records.execution_options(yield_per=2000)).scalars()
-            )
-            checked, broken = audit.find_first_break(list(head_rows), record_rows)
-            if broken is None:
-                total = checked
-            else:
-                total = session.execute(
-                    select(func.count()).select_from(AuditRecordRow)
-                ).scalar_one()
-        first = (
-            None if broken is None else BrokenRecord(broken.nomination, broken.seq, broken.problem)
-        )
-        return AuditReport(ok=broken is None, records=total, first_broken=first)
+            finally:
+                result.close()
+            total = checked
+            if broken is not None:
+                total = session.execute(select(func.count()).select_from(table)).scalar_one()
+        if broken is None:
+            return AuditReport(ok=True, records=total, first_broken=None)
+        first = BrokenRecord(broken.nomination, broken.seq, broken.problem)
+        return AuditReport(ok=False, records=total, first_broken=first)
 
     # -- helpers ---------------------------------------------------------------------
 

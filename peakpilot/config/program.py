@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from peakpilot.config.yaml_lines import line_of, load_yaml
 from peakpilot.errors import ConfigError, InvalidInput
@@ -74,13 +74,19 @@ class _NominateFile(_Strict):
 class _BatchFile(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     deadline: datetime
-    reminder_days: list[int] = [14, 7, 1]
-    quotas: dict[str, int] = Field(min_length=1)
+    reminder_days: list[StrictInt] = [14, 7, 1]
+    quotas: dict[str, StrictInt] = Field(min_length=1)
 
     @field_validator("deadline", mode="before")
     @classmethod
     def _parse_deadline(cls, value: Any) -> Any:
-        # YAML turns an unquoted timestamp into a datetime; a naive one is ambiguous.
+        # YAML turns an unquoted timestamp into a datetime (or a bare day into a date);
+        # anything without an offset is ambiguous.
+        if isinstance(value, date) and not isinstance(value, datetime):
+            raise ValueError(
+                f"{value.isoformat()} is a day, not an instant: write it like "
+                "2023-11-15T00:00:00+08:00"
+            )
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value)
@@ -328,7 +334,8 @@ def _semantic_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...
             seen_pairs.add((transition.event, source))
         yield from _role_and_guard_problems(raw.roles, loc, transition.roles, transition.guards)
 
-    if len(initial) == 1 and all(s in raw.states for t in raw.transitions for s in t.sources):
+    declared = all(s in raw.states for t in raw.transitions for s in (*t.sources, t.dest))
+    if len(initial) == 1 and declared:
         yield from _reachability_problems(raw, initial[0])
 
 

@@ -23,8 +23,8 @@ class Actor:
 
     @classmethod
     def parse(cls, text: str) -> Actor:
-        """Parse ``role`` or ``role:province``; the programme resolves it further."""
-        match = _ACTOR.match(text.strip()) if isinstance(text, str) else None
+        """Parse ``role`` or ``role:province`` (any case); the programme resolves it further."""
+        match = _ACTOR.match(text.strip().lower()) if isinstance(text, str) else None
         if match is None:
             raise InvalidInput(
                 f"cannot read actor {text!r}: write ndrc, drc:PROVINCE or gov:PROVINCE "

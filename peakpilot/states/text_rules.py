@@ -13,7 +13,7 @@ from peakpilot.errors import InvalidInput
 
 MAX_NAME_LENGTH = 200
 MAX_REASON_LENGTH = 4000
-_LINE_BREAKS = frozenset("\n\r")
+_LINE_BREAKS = frozenset("\n\r\u2028\u2029")
 _BAD_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 

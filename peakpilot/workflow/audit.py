@@ -93,16 +93,24 @@ def find_first_break(
         # records of nominations that sort before this one have no nomination row
         if pending is not None and pending.nomination_id < head.nomination_id:
             return checked, Break(pending.nomination_id, pending.seq, "record of no nomination")
-        prev_hash, prev_state, seq = GENESIS, None, 0
+        prev_hash, prev_state, seq, head_seq = GENESIS, None, 0, None
         while pending is not None and pending.nomination_id == head.nomination_id:
             record, pending = pending, next(record_iter, None)
             checked += 1
             seq += 1
+            if head_seq is not None:
+                return checked, Break(
+                    head.nomination_id,
+                    record.seq,
+                    "added after the newest record the nomination knows",
+                )
             problem = _problem(record, seq, prev_hash, prev_state)
             if problem is not None:
                 return checked, Break(head.nomination_id, record.seq, problem)
             prev_hash, prev_state = record.hash, record.to_state
-        if prev_hash != head.audit_head:
+            if record.hash == head.audit_head:
+                head_seq = seq
+        if head_seq is None:
             return checked, Break(
                 head.nomination_id,
                 seq + 1,

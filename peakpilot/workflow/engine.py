@@ -406,9 +406,7 @@ class Engine:
                     select(QuotaRow.province, QuotaRow.quota).where(
                         QuotaRow.batch_id == batch_row.id
                     )
-                )
-                
-                .all()
+                ).all()
             )
             counts: dict[str, dict[str, int]] = {}
             for province, state, count in session.execute(

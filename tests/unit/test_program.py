@@ -1,0 +1,434 @@
+"""The programme file: the shipped one loads as DESIGN §1-2 describe it, and a broken one
+is refused with a ConfigError naming the offending item and its line (``x.yaml:LINE:``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
+
+import pytest
+
+from peakpilot.config.program import Program, load_program, parse_program
+from peakpilot.errors import ConfigError, InvalidInput
+
+SHIPPED_TEXT = (
+    resources.files("peakpilot.config.programs")
+    .joinpath("carbon_peak_2023.yaml")
+    .read_text(encoding="utf-8")
+)
+
+# DESIGN §1: the first batch's quotas, and §4: the province slugs, with GB/T 2260 codes.
+DESIGN_QUOTAS = {
+    "hebei": 3,
+    "shanxi": 2,
+    "inner_mongolia": 3,
+    "liaoning": 2,
+    "heilongjiang": 2,
+    "jiangsu": 3,
+    "zhejiang": 2,
+    "anhui": 2,
+    "shandong": 3,
+    "henan": 2,
+    "hubei": 2,
+    "hunan": 2,
+    "guangdong": 3,
+    "shaanxi": 2,
+    "xinjiang": 2,
+}
+GB_T_2260 = {
+    "hebei": "130000",
+    "shanxi": "140000",
+    "inner_mongolia": "150000",
+    "liaoning": "210000",
+    "heilongjiang": "230000",
+    "jiangsu": "320000",
+    "zhejiang": "330000",
+    "anhui": "340000",
+    "shandong": "370000",
+    "henan": "410000",
+    "hubei": "420000",
+    "hunan": "430000",
+    "guangdong": "440000",
+    "shaanxi": "610000",
+    "xinjiang": "650000",
+}
+DESIGN_STATES = (
+    "drafted",
+    "provincial_approval",
+    "approved",
+    "submitted",
+    "confirmed",
+    "rejected",
+    "withdrawn",
+    "follow_up_batch",
+)
+# DESIGN §2, row by row: (event, sources, destination, role, guards).
+DESIGN_ROWS = [
+    (
+        "submit_for_approval",
+        {"drafted"},
+        "provincial_approval",
+        "drc",
+        {"batch_open", "before_deadline"},
+    ),
+    ("approve", {"provincial_approval"}, "approved", "gov", set()),
+    ("send_back", {"provincial_approval", "approved"}, "drafted", "gov", {"reason_given"}),
+    ("send_back", {"submitted"}, "drafted", "ndrc", {"reason_given", "batch_open"}),
+    ("submit", {"approved"}, "submitted", "drc", {"before_deadline", "quota_available"}),
+    ("confirm", {"submitted"}, "confirmed", "ndrc", set()),
+    ("reject", {"submitted"}, "rejected", "ndrc", {"reason_given"}),
+    ("defer", {"submitted"}, "follow_up_batch", "ndrc", {"reason_given"}),
+    (
+        "withdraw",
+        {"drafted", "provincial_approval", "approved", "submitted", "follow_up_batch"},
+        "withdrawn",
+        "drc",
+        set(),
+    ),
+    (
+        "lapse",
+        {"drafted", "provincial_approval", "approved"},
+        "follow_up_batch",
+        "system",
+        {"deadline_reached"},
+    ),
+    (
+        "carry_over",
+        {"follow_up_batch"},
+        "drafted",
+        "drc",
+        {"target_batch_open", "target_batch_gives_quota", "target_batch_name_free"},
+    ),
+]
+DESIGN_EVENTS = [
+    "submit_for_approval",
+    "approve",
+    "send_back",
+    "submit",
+    "confirm",
+    "reject",
+    "defer",
+    "withdraw",
+    "lapse",
+    "carry_over",
+]
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    return load_program()
+
+
+# --- the shipped programme -----------------------------------------------------------
+
+
+def test_shipped_provinces_are_the_15_of_the_design_with_their_codes(program: Program) -> None:
+    assert len(program.provinces) == 15
+    assert {slug: p.code for slug, p in program.provinces.items()} == GB_T_2260
+    for slug, province in program.provinces.items():
+        assert province.slug == slug
+        assert re.fullmatch(r"\d{6}", province.code)
+        assert province.names.zh_cn and province.names.en
+
+
+def test_shipped_quotas_are_those_of_design_section_1(program: Program) -> None:
+    assert dict(program.first_batch.quotas) == DESIGN_QUOTAS
+    assert sum(program.first_batch.quotas.values()) == 35
+
+
+def test_shipped_deadline_is_an_aware_instant_in_beijing_time(program: Program) -> None:
+    deadline = program.first_batch.deadline_at
+    assert deadline.tzinfo is not None
+    assert deadline.utcoffset() == timedelta(hours=8)
+    assert deadline == datetime(2023, 11, 15, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+    assert deadline == datetime(2023, 11, 14, 16, 0, tzinfo=UTC)
+    assert program.first_batch.id == "2023-first"
+    assert program.first_batch.reminder_days == (14, 7, 1)
+
+
+def test_shipped_time_zone_is_shanghai(program: Program) -> None:
+    assert program.timezone.key == "Asia/Shanghai"
+
+
+def test_shipped_states(program: Program) -> None:
+    assert program.states == DESIGN_STATES
+    assert len(program.states) == 8
+    assert program.initial_state == "drafted"
+    assert program.final_states == {"confirmed", "rejected", "withdrawn"}
+
+
+def test_shipped_events_are_those_of_design_section_2(program: Program) -> None:
+    assert list(program.events) == DESIGN_EVENTS
+
+
+def test_shipped_transitions_match_the_design_table(program: Program) -> None:
+    actual = [
+        (t.event, set(t.sources), t.dest, set(t.roles), set(t.guards)) for t in program.transitions
+    ]
+    expected = [(e, s, d, {r}, g) for e, s, d, r, g in DESIGN_ROWS]
+    assert actual == expected
+
+
+def test_shipped_nominate_rules_and_quota_counting(program: Program) -> None:
+    assert program.nominate_roles == ("drc",)
+    assert set(program.nominate_guards) == {"batch_open", "batch_gives_quota"}
+    assert set(program.quota_counts) == {"submitted", "confirmed"}
+
+
+def test_shipped_roles_and_scopes(program: Program) -> None:
+    assert {slug: r.scope for slug, r in program.roles.items()} == {
+        "ndrc": "national",
+        "drc": "province",
+        "gov": "province",
+        "system": "system",
+    }
+
+
+def test_shipped_kinds_and_levels(program: Program) -> None:
+    assert {slug: dict(k.levels) for slug, k in program.kinds.items()} == {
+        "city": {"prefecture": True, "sub_provincial": True, "municipality": True, "county": False},
+        "park": {"national": True, "provincial": True, "municipal": False, "county": False},
+    }
+
+
+def test_load_program_without_path_reads_the_shipped_file(program: Program) -> None:
+    assert program.source == SHIPPED_TEXT
+    assert program.digest == parse_program(SHIPPED_TEXT, "x.yaml").digest
+
+
+def test_load_program_from_a_path(tmp_path, program: Program) -> None:
+    path = tmp_path / "copy.yaml"
+    path.write_text(SHIPPED_TEXT, encoding="utf-8")
+    assert load_program(path).first_batch == program.first_batch
+
+
+def test_load_program_missing_file_is_a_config_error(tmp_path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope\.yaml"):
+        load_program(missing)
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("130000", "hebei"),
+        ("hebei", "hebei"),
+        ("HEBEI", "hebei"),
+        ("HeBei", "hebei"),
+        (" hebei ", "hebei"),
+        ("Inner_Mongolia", "inner_mongolia"),
+        ("150000", "inner_mongolia"),
+        ("650000", "xinjiang"),
+        ("610000", "shaanxi"),
+        ("140000", "shanxi"),
+    ],
+)
+def test_province_by_slug_any_case_or_code(program: Program, text: str, slug: str) -> None:
+    assert program.province(text).slug == slug
+
+
+@pytest.mark.parametrize("text", ["", "atlantis", "130001", "110000", "he bei"])
+def test_unknown_province_is_invalid_input(program: Program, text: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        program.province(text)
+    assert info.value.exit_code == 5
+    assert "province" in str(info.value)
+
+
+# --- broken programme files ----------------------------------------------------------
+
+
+def _edit(old: str, new: str) -> str:
+    """The shipped text with ``old`` (which must occur exactly once) replaced by ``new``."""
+    assert SHIPPED_TEXT.count(old) == 1, f"{old!r} is not unique in the shipped file"
+    return SHIPPED_TEXT.replace(old, new)
+
+
+def _line_of(text: str, marker: str) -> int:
+    """The 1-based line of the one line of ``text`` that contains ``marker``."""
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if marker in line]
+    assert len(lines) == 1, f"{marker!r} is on lines {lines}"
+    return lines[0]
+
+
+WITHDRAW_FROM = "    from: [drafted, provincial_approval, approved, submitted, follow_up_batch]"
+DEADLINE_LINE = '  deadline: "2023-11-15T00:00:00+08:00"'
+
+# (id, old, new, marker of the expected line, words the message must contain)
+BROKEN = [
+    pytest.param(
+        "timezone: Asia/Shanghai",
+        "timezone: Asia: Shanghai",
+        "timezone: Asia: Shanghai",
+        ["invalid YAML"],
+        id="yaml-syntax-error",
+    ),
+    pytest.param(
+        "    from: [provincial_approval]\n    to: approved",
+        "    from: [provincial_approval]\n    to: approvd",
+        "to: approvd",
+        ["approvd", "unknown state"],
+        id="unknown-state-in-to",
+    ),
+    pytest.param(
+        "    from: [provincial_approval]\n    to: approved",
+        "    from: [provincial_approvl]\n    to: approved",
+        "from: [provincial_approvl]",
+        ["provincial_approvl", "unknown state"],
+        id="unknown-state-in-from",
+    ),
+    pytest.param(
+        "  follow_up_batch: {}\n",
+        "  follow_up_batch: {}\n  limbo: {}\n",
+        "limbo: {}",
+        ["limbo", "reached"],
+        id="unreachable-state",
+    ),
+    pytest.param(
+        "  withdrawn: {final: true}",
+        "  withdrawn: {}",
+        "  withdrawn: {}",
+        ["withdrawn", "no event leaves"],
+        id="non-final-dead-end",
+    ),
+    pytest.param(
+        "    hebei: 3\n",
+        "    hubay: 3\n",
+        "    hubay: 3",
+        ["hubay", "unknown province"],
+        id="quota-for-unknown-province",
+    ),
+    pytest.param(
+        "    hebei: 3\n",
+        "    hebei: -1\n",
+        "    hebei: -1",
+        ["hebei", "-1"],
+        id="negative-quota",
+    ),
+    pytest.param(
+        "    hebei: 3\n",
+        "    hebei: 0\n",
+        "    hebei: 0",
+        ["hebei", "quota 0"],
+        id="zero-quota",
+    ),
+    pytest.param(
+        DEADLINE_LINE,
+        '  deadline: "2023-11-15T00:00:00"',
+        '"2023-11-15T00:00:00"',
+        ["deadline", "offset"],
+        id="deadline-without-offset-quoted",
+    ),
+    pytest.param(
+        DEADLINE_LINE,
+        "  deadline: 2023-11-15T00:00:00",
+        "deadline: 2023-11-15T00:00:00",
+        ["deadline", "offset"],
+        id="deadline-without-offset-unquoted",
+    ),
+    pytest.param(
+        DEADLINE_LINE,
+        "  deadline: 2023-11-15 00:00:00",
+        "deadline: 2023-11-15 00:00:00",
+        ["deadline", "offset"],
+        id="deadline-without-offset-unquoted-space",
+    ),
+    # A YAML date is a timestamp too: a bare day is not an instant with an explicit offset.
+    pytest.param(
+        DEADLINE_LINE,
+        "  deadline: 2023-11-15",
+        "deadline: 2023-11-15",
+        ["deadline"],
+        id="deadline-without-offset-unquoted-date",
+    ),
+    pytest.param(
+        DEADLINE_LINE,
+        '  deadline: "15 November 2023"',
+        '"15 November 2023"',
+        ["deadline"],
+        id="deadline-not-iso",
+    ),
+    pytest.param(
+        "    roles: [ndrc]\n    guards: [reason_given]\n  - event: defer",
+        "    roles: [ndrc]\n    guards: [reason_givn]\n  - event: defer",
+        "guards: [reason_givn]",
+        ["reason_givn", "unknown guard"],
+        id="unknown-guard",
+    ),
+    pytest.param(
+        "    to: approved\n    roles: [gov]",
+        "    to: approved\n    roles: [governor]",
+        "roles: [governor]",
+        ["governor", "unknown role"],
+        id="unknown-role",
+    ),
+    pytest.param(
+        "  roles: [drc]\n  guards: [batch_open, batch_gives_quota]",
+        "  roles: [drcc]\n  guards: [batch_open, batch_gives_quota]",
+        "roles: [drcc]",
+        ["drcc", "unknown role"],
+        id="unknown-role-in-nominate",
+    ),
+    pytest.param(
+        "timezone: Asia/Shanghai\n",
+        "timezone: Asia/Shanghai\ntimezone: Europe/Paris\n",
+        "timezone: Europe/Paris",
+        ["timezone", "twice"],
+        id="duplicate-top-level-key",
+    ),
+    pytest.param(
+        "    hebei: 3\n",
+        "    hebei: 3\n    hebei: 2\n",
+        "    hebei: 2",
+        ["hebei", "twice"],
+        id="duplicate-nested-key",
+    ),
+    pytest.param(
+        "timezone: Asia/Shanghai",
+        "timezone: Asia/Shangai",
+        "timezone: Asia/Shangai",
+        ["Asia/Shangai", "time zone"],
+        id="unknown-time-zone",
+    ),
+    pytest.param(
+        WITHDRAW_FROM,
+        WITHDRAW_FROM.replace("]", ", confirmed]"),
+        "follow_up_batch, confirmed]",
+        ["confirmed", "final"],
+        id="transition-leaving-a-final-state",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "marker", "words"), BROKEN)
+def test_broken_programme_names_item_and_line(
+    old: str, new: str, marker: str, words: list[str]
+) -> None:
+    text = _edit(old, new)
+    expected_line = _line_of(text, marker)
+    with pytest.raises(ConfigError) as info:
+        parse_program(text, "x.yaml")
+    message = str(info.value)
+    assert message.startswith(f"x.yaml:{expected_line}: "), message
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+    assert info.value.exit_code == 5
+    assert "\n" not in message
+
+
+def test_the_shipped_text_itself_parses() -> None:
+    """The broken cases above differ from a valid file only by their edit."""
+    assert parse_program(SHIPPED_TEXT, "x.yaml").id == "carbon_peak_2023"
+
+
+def test_an_aware_unquoted_deadline_is_accepted() -> None:
+    text = _edit(DEADLINE_LINE, "  deadline: 2023-11-15T00:00:00+08:00")
+    deadline = parse_program(text, "x.yaml").first_batch.deadline_at
+    assert deadline == datetime(2023, 11, 14, 16, 0, tzinfo=UTC)
+    assert deadline.utcoffset() is not None
+
+
+def test_an_empty_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^x\.yaml"):
+        parse_program("", "x.yaml")

@@ -1,0 +1,314 @@
+"""The SQL of one transaction: what the engine reads and writes, nothing it decides.
+
+A :class:`Store` wraps the session of one unit of work. Reads return rows or the small
+fact objects the pure rules take; writes are the only statements that change a
+nomination, and every change is a compare-and-set on its version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from peakpilot.config.program import Program
+from peakpilot.errors import Conflict, NotFound, Refused
+from peakpilot.states.guards import BatchFacts, QuotaFacts, TargetFacts
+from peakpilot.workflow import audit
+from peakpilot.workflow.tables import (
+    AuditRecordRow,
+    BatchRow,
+    IdempotencyRow,
+    NominationRow,
+    QuotaRow,
+)
+
+OPEN, CLOSED = "open", "closed"
+_NOMINATION_ID = re.compile(r"^[0-9a-f]{16}$")
+_MAX_BATCH_ID = 64
+
+
+class Store:
+    """Reads and writes of one transaction, for one programme."""
+
+    def __init__(self, session: Session, program: Program) -> None:
+        self.session = session
+        self.program = program
+
+    # -- nominations --------------------------------------------------------------------
+
+    def nomination(self, nomination_id: str) -> NominationRow:
+        """The nomination, or NotFound (a malformed id is simply not found)."""
+        row = None
+        if isinstance(nomination_id, str) and _NOMINATION_ID.match(nomination_id):
+            row = self.session.get(NominationRow, nomination_id)
+        if row is None:
+            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
+        return row
+
+    def nominations(
+        self, *, state: str | None, province: str | None, batch: str | None
+    ) -> list[NominationRow]:
+        query = select(NominationRow)
+        if state is not None:
+            query = query.where(col(NominationRow.state) == state)
+        if province is not None:
+            query = query.where(col(NominationRow.province) == province)
+        if batch is not None:
+            query = query.where(col(NominationRow.batch_id) == batch)
+        return list(self.session.exec(query.order_by(col(NominationRow.id))))  # creation order
+
+    def name_taken(self, batch_id: str, province: str, kind: str, name: str) -> bool:
+        query = select(NominationRow.id).where(
+            col(NominationRow.batch_id) == batch_id,
+            col(NominationRow.province) == province,
+            col(NominationRow.kind) == kind,
+            col(NominationRow.name) == name,
+        )
+        return self.session.exec(query).first() is not None
+
+    def create(self, row: NominationRow, actor: str) -> None:
+        """Insert a new nomination with the ``nominate`` record that starts its trail."""
+        record = _audit_record(
+            nomination_id=row.id,
+            seq=1,
+            event="nominate",
+            from_state=None,
+            to_state=row.state,
+            actor=actor,
+            at=row.created_at,
+            reason=None,
+            batch_id=row.batch_id,
+            prev_hash=audit.GENESIS,
+        )
+        row.audit_head = record.hash
+        self.session.add(row)
+        self.session.flush()  # the audit record's foreign key needs the nomination first
+        self.session.add(record)
+
+    def move(
+        self,
+        row: NominationRow,
+        *,
+        event: str,
+        actor: str,
+        at: datetime,
+        reason: str | None,
+        to_state: str,
+        batch_id: str,
+    ) -> None:
+        """Record ``event`` and move the nomination, if nobody moved it since it was read."""
+        version = row.version + 1
+        record = _audit_record(
+            nomination_id=row.id,
+            seq=version,
+            event=event,
+            from_state=row.state,
+            to_state=to_state,
+            actor=actor,
+            at=at,
+            reason=reason,
+            batch_id=batch_id,
+            prev_hash=row.audit_head,
+        )
+        moved = self.session.execute(
+            update(NominationRow)
+            .where(col(NominationRow.id) == row.id, col(NominationRow.version) == row.version)
+            .values(
+                state=to_state,
+                version=version,
+                audit_head=record.hash,
+                batch_id=batch_id,
+                updated_at=at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(
+                f"nomination {row.id} was changed by someone else while you fired {event}: "
+                "reload it and try again"
+            )
+        self.session.add(record)
+
+    def history(self, nomination_id: str) -> list[AuditRecordRow]:
+        query = (
+            select(AuditRecordRow)
+            .where(col(AuditRecordRow.nomination_id) == nomination_id)
+            .order_by(col(AuditRecordRow.seq))
+        )
+        return list(self.session.exec(query))
+
+    # -- batches and quotas ---------------------------------------------------------------
+
+    def batch(self, batch_id: str) -> BatchRow:
+        row = None
+        if isinstance(batch_id, str) and 0 < len(batch_id) <= _MAX_BATCH_ID:
+            row = self.session.get(BatchRow, batch_id)
+        if row is None:
+            raise NotFound(f"no batch {batch_id!r}")
+        return row
+
+    def newest_batch(self, *, open_only: bool = False) -> BatchRow | None:
+        query = select(BatchRow).order_by(col(BatchRow.position).desc())
+        if open_only:
+            query = query.where(col(BatchRow.status) == OPEN)
+        return self.session.exec(query).first()
+
+    def batch_for_nomination(self, batch_id: str | None, province: str) -> BatchRow:
+        """The named batch, or the newest open batch giving ``province`` a quota."""
+        if batch_id is not None:
+            return self.batch(batch_id)
+        with_quota = (
+            select(BatchRow)
+            .join(QuotaRow, col(QuotaRow.batch_id) == col(BatchRow.id))
+            .where(col(BatchRow.status) == OPEN, col(QuotaRow.province) == province)
+            .order_by(col(BatchRow.position).desc())
+        )
+        row = self.session.exec(with_quota).first() or self.newest_batch(open_only=True)
+        if row is None:
+            raise Refused("cannot nominate: no batch is open")
+        return row
+
+    def batch_facts(self, row: BatchRow) -> BatchFacts:
+        return BatchFacts(
+            id=row.id,
+            deadline_at=row.deadline_at.astimezone(self.program.timezone),
+            is_open=row.status == OPEN,
+        )
+
+    def quota(self, batch_id: str, province: str, *, lock: bool) -> QuotaFacts | None:
+        """The province's quota and its use. With ``lock``, submissions of one province
+        queue on its quota row (PostgreSQL; SQLite's write lock already serialises)."""
+        query = select(QuotaRow.quota).where(
+            col(QuotaRow.batch_id) == batch_id, col(QuotaRow.province) == province
+        )
+        if lock:
+            query = query.with_for_update()
+        quota = self.session.exec(query).first()
+        if quota is None:
+            return None
+        used = self.session.exec(
+            select(func.count())
+            .select_from(NominationRow)
+            .where(
+                col(NominationRow.batch_id) == batch_id,
+                col(NominationRow.province) == province,
+                col(NominationRow.state).in_(self.program.quota_counts),
+            )
+        ).one()
+        return QuotaFacts(quota=quota, used=used)
+
+    def quotas(self, batch_id: str) -> dict[str, int]:
+        query = select(QuotaRow.province, QuotaRow.quota).where(col(QuotaRow.batch_id) == batch_id)
+        return {province: quota for province, quota in self.session.exec(query)}
+
+    def state_counts(self, batch_id: str) -> dict[str, dict[str, int]]:
+        """Nominations of the batch per province and state."""
+        query = (
+            select(NominationRow.province, NominationRow.state, func.count())
+            .where(col(NominationRow.batch_id) == batch_id)
+            .group_by(col(NominationRow.province), col(NominationRow.state))
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for province, state, count in self.session.exec(query):
+            counts.setdefault(province, {})[state] = count
+        return counts
+
+    def carry_over_target(self, row: NominationRow) -> TargetFacts:
+        """The newest open batch other than the nomination's own, as the rules see it."""
+        query = (
+            select(BatchRow)
+            .where(col(BatchRow.status) == OPEN, col(BatchRow.id) != row.batch_id)
+            .order_by(col(BatchRow.position).desc())
+        )
+        newest = self.session.exec(query).first()
+        if newest is None:
+            return TargetFacts(batch=None, quota=None, name_taken=False)
+        quota = self.session.exec(
+            select(QuotaRow.quota).where(
+                col(QuotaRow.batch_id) == newest.id, col(QuotaRow.province) == row.province
+            )
+        ).first()
+        return TargetFacts(
+            batch=self.batch_facts(newest),
+            quota=quota,
+            name_taken=self.name_taken(newest.id, row.province, row.kind, row.name),
+        )
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    def idempotent_result(self, key: str) -> IdempotencyRow | None:
+        return self.session.get(IdempotencyRow, key)
+
+    def remember(self, row: IdempotencyRow) -> None:
+        self.session.add(row)
+
+    # -- the audit chain ------------------------------------------------------------------
+
+    def chain_heads(self) -> list[audit.ChainHead]:
+        query = select(NominationRow.id, NominationRow.state, NominationRow.audit_head)
+        return [
+            audit.ChainHead(*row)
+            for row in self.session.exec(query.order_by(col(NominationRow.id)))
+        ]
+
+    def chain_records(self) -> Iterator[audit.ChainRecord]:
+        """Every audit record, in chain order, streamed (a server-side cursor on PostgreSQL)."""
+        table = AuditRecordRow.__table__  # type: ignore[attr-defined]
+        query = (
+            select(*(table.c[name] for name in audit.ChainRecord.__slots__))
+            .order_by(table.c.nomination_id, table.c.seq)
+            .execution_options(yield_per=5000)
+        )
+        result = self.session.exec(query)
+        try:
+            for row in result:
+                yield audit.ChainRecord(*row)
+        finally:
+            result.close()
+
+    def audit_record_count(self) -> int:
+        return self.session.exec(select(func.count()).select_from(AuditRecordRow)).one()
+
+
+def _audit_record(
+    *,
+    nomination_id: str,
+    seq: int,
+    event: str,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    at: datetime,
+    reason: str | None,
+    batch_id: str,
+    prev_hash: str,
+) -> AuditRecordRow:
+    digest = audit.record_hash(
+        nomination_id=nomination_id,
+        seq=seq,
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        at=at,
+        reason=reason,
+        batch_id=batch_id,
+        prev_hash=prev_hash,
+    )
+    return AuditRecordRow(
+        nomination_id=nomination_id,
+        seq=seq,
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        at=at,
+        reason=reason,
+        batch_id=batch_id,
+        prev_hash=prev_hash,
+        hash=digest,
+    )

@@ -28,7 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERROR = 2
 
 
-class Instant(click.ParamType):
+class Instant(click.ParamType):  # type: ignore[type-arg]  # generic only in click 8.5+
     """An ISO 8601 instant with an explicit offset (a naive time would be a guess)."""
 
     name = "ISO8601"

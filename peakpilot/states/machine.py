@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from transitions import Machine
 from transitions.core import EventData, MachineError
@@ -160,10 +160,10 @@ class Workflow:
 
     def _conditions(self, row: Transition) -> list[Condition]:
         def allowed(event_data: EventData) -> bool:
-            subject: _Subject = event_data.model
+            subject = cast(_Subject, event_data.model)
             kwargs: dict[str, Any] = event_data.kwargs
             actor: Actor | None = kwargs["actor"]
-            refusal = None
+            refusal: PeakpilotError | None = None
             if actor is not None:
                 refusal = self._role_refusal(row.roles, row.event, actor, subject.nomination)
             if refusal is None:

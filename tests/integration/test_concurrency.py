@@ -23,21 +23,42 @@ peakpilot.cli.main(sys.argv[2:])
 """
 
 
-def test_twelve_processes_submitting_at_once_fill_the_quota_exactly(engine: Engine,
-                                                                      db_url: str) -> None:
+def test_twelve_processes_submitting_at_once_fill_the_quota_exactly(
+    engine: Engine, db_url: str
+) -> None:
     ids = []
     for index in range(WORKERS):
-        created = engine.nominate("drc:hebei", province="hebei", kind="city",
-                                  name=f"候选城市{index:02d}", level="prefecture")
+        created = engine.nominate(
+            "drc:hebei",
+            province="hebei",
+            kind="city",
+            name=f"候选城市{index:02d}",
+            level="prefecture",
+        )
         engine.fire(created.id, "submit_for_approval", "drc:hebei")
         ids.append(engine.fire(created.id, "approve", "gov:hebei").id)
     start = time.time() + 3.0
     now = engine.clock.now().isoformat()
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(start), "--db", db_url, "--now", now,
-             "fire", nomination_id, "submit", "--as", "drc:hebei"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(start),
+                "--db",
+                db_url,
+                "--now",
+                now,
+                "fire",
+                nomination_id,
+                "submit",
+                "--as",
+                "drc:hebei",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for nomination_id in ids
     ]

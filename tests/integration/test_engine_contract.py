@@ -21,24 +21,35 @@ from peakpilot import (
 from peakpilot.workflow.tables import BatchRow, QuotaRow
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
 
-TABLES = ("programs", "batches", "quota_allocations", "nominations", "audit_records",
-          "idempotency_keys")
+TABLES = (
+    "programs",
+    "batches",
+    "quota_allocations",
+    "nominations",
+    "audit_records",
+    "idempotency_keys",
+)
 
 
 def rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every table: 'nothing written' means this does not change."""
     with engine.database.engine.connect() as connection:
         return {
-            table: sorted(map(tuple, connection.execute(sa.text(f"SELECT * FROM {table}"))),
-                          key=repr)
+            table: sorted(
+                map(tuple, connection.execute(sa.text(f"SELECT * FROM {table}"))), key=repr
+            )
             for table in TABLES
         }
 
 
-def nominate(engine: Engine, name: str = "唐山市", province: str = "hebei",
-             kind: str = "city", level: str = "prefecture") -> Nomination:
-    return engine.nominate(f"drc:{province}", province=province, kind=kind, name=name,
-                           level=level)
+def nominate(
+    engine: Engine,
+    name: str = "唐山市",
+    province: str = "hebei",
+    kind: str = "city",
+    level: str = "prefecture",
+) -> Nomination:
+    return engine.nominate(f"drc:{province}", province=province, kind=kind, name=name, level=level)
 
 
 def approved(engine: Engine, name: str, province: str = "hebei") -> Nomination:
@@ -69,7 +80,12 @@ def test_a_nomination_goes_from_draft_to_confirmation(engine: Engine) -> None:
     assert engine.get(n.id) == n
     history = engine.history(n.id)
     assert [h.event for h in history] == [
-        "nominate", "submit_for_approval", "approve", "submit", "confirm"]
+        "nominate",
+        "submit_for_approval",
+        "approve",
+        "submit",
+        "confirm",
+    ]
     assert history[0].from_state is None and history[0].to_state == "drafted"
     assert [h.actor for h in history][2] == "gov:hebei"  # the code became the slug
     assert all(h.at == BEFORE_DEADLINE for h in history)
@@ -84,8 +100,9 @@ def test_snapshots_are_frozen_and_show_times_in_the_programme_zone(engine: Engin
     assert engine.board().deadline == DEADLINE
 
 
-def test_history_records_the_engine_clock_and_the_reason(engine: Engine,
-                                                         clock: FrozenClock) -> None:
+def test_history_records_the_engine_clock_and_the_reason(
+    engine: Engine, clock: FrozenClock
+) -> None:
     n = nominate(engine)
     engine.fire(n.id, "submit_for_approval", "drc:hebei")
     clock.advance(timedelta(days=2, seconds=1))
@@ -94,7 +111,10 @@ def test_history_records_the_engine_clock_and_the_reason(engine: Engine,
     assert last.at == BEFORE_DEADLINE + timedelta(days=2, seconds=1)
     assert last.reason == "补充材料\nline two"
     assert (last.event, last.from_state, last.to_state) == (
-        "send_back", "provincial_approval", "drafted")
+        "send_back",
+        "provincial_approval",
+        "drafted",
+    )
 
 
 # -- rules: each refused, with nothing written ------------------------------------------
@@ -113,17 +133,34 @@ def test_roles_and_provinces_are_enforced(engine: Engine) -> None:
     refused(engine, NotPermitted, "only gov:hebei", engine.fire, n.id, "approve", "drc:hebei")
     refused(engine, NotPermitted, "only gov:hebei", engine.fire, n.id, "approve", "gov:shanxi")
     refused(engine, NotPermitted, "only gov:hebei", engine.fire, n.id, "approve", "ndrc")
-    refused(engine, NotPermitted, "drc:shanxi may not nominate", engine.nominate, "drc:shanxi",
-            province="hebei", kind="city", name="保定市", level="prefecture")
-    refused(engine, NotPermitted, "gov:hebei may not nominate", engine.nominate, "gov:hebei",
-            province="hebei", kind="city", name="保定市", level="prefecture")
+    refused(
+        engine,
+        NotPermitted,
+        "drc:shanxi may not nominate",
+        engine.nominate,
+        "drc:shanxi",
+        province="hebei",
+        kind="city",
+        name="保定市",
+        level="prefecture",
+    )
+    refused(
+        engine,
+        NotPermitted,
+        "gov:hebei may not nominate",
+        engine.nominate,
+        "gov:hebei",
+        province="hebei",
+        kind="city",
+        name="保定市",
+        level="prefecture",
+    )
 
 
 def test_events_must_fit_the_state(engine: Engine) -> None:
     n = nominate(engine)
     refused(engine, Refused, "it is drafted", engine.fire, n.id, "confirm", "ndrc")
-    refused(engine, Refused, "unknown event 'approved'", engine.fire, n.id, "approved",
-            "gov:hebei")
+    refused(engine, Refused, "unknown event 'approved'", engine.fire, n.id, "approved", "gov:hebei")
 
 
 def test_submission_is_refused_at_the_deadline(engine: Engine, clock: FrozenClock) -> None:
@@ -132,11 +169,19 @@ def test_submission_is_refused_at_the_deadline(engine: Engine, clock: FrozenCloc
     clock.set(DEADLINE - timedelta(seconds=1))
     assert engine.fire(early.id, "submit", "drc:hebei").state == "submitted"
     clock.set(DEADLINE)
-    refused(engine, Refused, "deadline of batch 2023-first .* has passed", engine.fire,
-            late.id, "submit", "drc:hebei")
+    refused(
+        engine,
+        Refused,
+        "deadline of batch 2023-first .* has passed",
+        engine.fire,
+        late.id,
+        "submit",
+        "drc:hebei",
+    )
     drafted = nominate(engine, "邯郸市")
-    refused(engine, Refused, "has passed", engine.fire, drafted.id, "submit_for_approval",
-            "drc:hebei")
+    refused(
+        engine, Refused, "has passed", engine.fire, drafted.id, "submit_for_approval", "drc:hebei"
+    )
 
 
 def test_the_quota_counts_submitted_and_confirmed(engine: Engine) -> None:
@@ -145,8 +190,15 @@ def test_the_quota_counts_submitted_and_confirmed(engine: Engine) -> None:
     engine.fire(first.id, "confirm", "ndrc")
     submitted(engine, "邯郸市")
     fourth = approved(engine, "沧州市")
-    refused(engine, Refused, "Hebei has used 3 of 3 places in batch 2023-first",
-            engine.fire, fourth.id, "submit", "drc:hebei")
+    refused(
+        engine,
+        Refused,
+        "Hebei has used 3 of 3 places in batch 2023-first",
+        engine.fire,
+        fourth.id,
+        "submit",
+        "drc:hebei",
+    )
     board = {p.province: p for p in engine.board().provinces}
     assert (board["hebei"].quota, board["hebei"].used, board["hebei"].left) == (3, 3, 0)
     assert board["hebei"].states["confirmed"] == 1 and board["hebei"].states["approved"] == 1
@@ -162,10 +214,25 @@ def test_a_withdrawal_frees_a_place(engine: Engine) -> None:
 
 def test_eligibility_and_uniqueness(engine: Engine) -> None:
     nominate(engine)
-    refused(engine, Refused, "county-level city is not eligible", nominate, engine, "迁安市",
-            level="county")
-    refused(engine, Refused, "municipal-level park is not eligible", nominate, engine, "某园区",
-            kind="park", level="municipal")
+    refused(
+        engine,
+        Refused,
+        "county-level city is not eligible",
+        nominate,
+        engine,
+        "迁安市",
+        level="county",
+    )
+    refused(
+        engine,
+        Refused,
+        "municipal-level park is not eligible",
+        nominate,
+        engine,
+        "某园区",
+        kind="park",
+        level="municipal",
+    )
     refused(engine, Refused, "already has a city of that name", nominate, engine, "唐山市")
     # the same name is fine as a park, or in another province
     nominate(engine, "唐山市", kind="park", level="national")
@@ -186,8 +253,13 @@ def test_eligibility_and_uniqueness(engine: Engine) -> None:
     ],
 )
 def test_invalid_input_is_refused(engine: Engine, field: str, value: str, match: str) -> None:
-    arguments = {"province": "hebei", "kind": "city", "name": "唐山市", "level": "prefecture",
-                 field: value}
+    arguments = {
+        "province": "hebei",
+        "kind": "city",
+        "name": "唐山市",
+        "level": "prefecture",
+        field: value,
+    }
     refused(engine, InvalidInput, match, engine.nominate, "drc:hebei", **arguments)
 
 
@@ -200,17 +272,36 @@ def test_reasons_are_required_where_declared(engine: Engine) -> None:
     n = submitted(engine, "唐山市")
     for event in ("send_back", "reject", "defer"):
         refused(engine, Refused, "a reason is required", engine.fire, n.id, event, "ndrc")
-        refused(engine, Refused, "a reason is required", engine.fire, n.id, event, "ndrc",
-                reason="  \n ")
-    refused(engine, InvalidInput, "control character", engine.fire, n.id, "reject", "ndrc",
-            reason="bad\x1b[31m")
+        refused(
+            engine,
+            Refused,
+            "a reason is required",
+            engine.fire,
+            n.id,
+            event,
+            "ndrc",
+            reason="  \n ",
+        )
+    refused(
+        engine,
+        InvalidInput,
+        "control character",
+        engine.fire,
+        n.id,
+        "reject",
+        "ndrc",
+        reason="bad\x1b[31m",
+    )
 
 
 @pytest.mark.parametrize("bad_id", ["0123456789abcdef", "nope", "", "x" * 10_000, "a\x00b"])
 def test_unknown_ids_are_not_found(engine: Engine, bad_id: str) -> None:
-    for call in (lambda: engine.get(bad_id), lambda: engine.history(bad_id),
-                 lambda: engine.fire(bad_id, "approve", "gov:hebei"),
-                 lambda: engine.show(bad_id)):
+    for call in (
+        lambda: engine.get(bad_id),
+        lambda: engine.history(bad_id),
+        lambda: engine.fire(bad_id, "approve", "gov:hebei"),
+        lambda: engine.show(bad_id),
+    ):
         with pytest.raises(NotFound, match="no nomination"):
             call()
 
@@ -221,8 +312,14 @@ def test_unknown_batch_is_not_found(engine: Engine) -> None:
     with pytest.raises(NotFound, match="no batch 'later'"):
         engine.list(batch="later")
     with pytest.raises(NotFound, match="no batch 'later'"):
-        engine.nominate("drc:hebei", province="hebei", kind="city", name="唐山市",
-                        level="prefecture", batch="later")
+        engine.nominate(
+            "drc:hebei",
+            province="hebei",
+            kind="city",
+            name="唐山市",
+            level="prefecture",
+            batch="later",
+        )
 
 
 # -- queries ------------------------------------------------------------------------
@@ -243,7 +340,12 @@ def test_list_filters_and_show(engine: Engine) -> None:
     assert engine.show(a.id, "drc:hebei").allowed_events == ("withdraw",)
     assert engine.show(a.id, "gov:hebei").allowed_events == ()
     assert set(engine.show(a.id).allowed_events) == {
-        "confirm", "reject", "defer", "send_back", "withdraw"}
+        "confirm",
+        "reject",
+        "defer",
+        "send_back",
+        "withdraw",
+    }
     assert [h.seq for h in detail.history] == [1, 2, 3, 4]
 
 
@@ -261,15 +363,25 @@ def test_an_idempotency_key_makes_a_retry_harmless(engine: Engine) -> None:
         engine.fire(n.id, "approve", "gov:hebei", idempotency_key="req-1")
     # the first result is returned even after the nomination moved on
     engine.fire(n.id, "approve", "gov:hebei")
-    assert engine.fire(n.id, "submit_for_approval", "drc:hebei",
-                       idempotency_key="req-1").state == "provincial_approval"
+    assert (
+        engine.fire(n.id, "submit_for_approval", "drc:hebei", idempotency_key="req-1").state
+        == "provincial_approval"
+    )
 
 
 def test_expected_version_is_a_compare_and_set(engine: Engine) -> None:
     n = nominate(engine)
     moved = engine.fire(n.id, "submit_for_approval", "drc:hebei", expected_version=1)
-    refused(engine, Conflict, "at version 2, not 1", engine.fire, n.id, "approve",
-            "gov:hebei", expected_version=1)
+    refused(
+        engine,
+        Conflict,
+        "at version 2, not 1",
+        engine.fire,
+        n.id,
+        "approve",
+        "gov:hebei",
+        expected_version=1,
+    )
     assert engine.fire(n.id, "approve", "gov:hebei", expected_version=moved.version).version == 3
 
 
@@ -279,19 +391,32 @@ def test_expected_version_is_a_compare_and_set(engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("tamper", "seq", "problem"),
     [
-        ("UPDATE audit_records SET reason = 'forged' WHERE nomination_id = :id AND seq = 2",
-         2, "edited"),
-        ("UPDATE audit_records SET actor = 'ndrc' WHERE nomination_id = :id AND seq = 1",
-         1, "edited"),
-        ("DELETE FROM audit_records WHERE nomination_id = :id AND seq = 2", 3,
-         "removed or inserted"),
-        ("DELETE FROM audit_records WHERE nomination_id = :id AND seq = 3", 3,
-         "newest record is missing"),
+        (
+            "UPDATE audit_records SET reason = 'forged' WHERE nomination_id = :id AND seq = 2",
+            2,
+            "edited",
+        ),
+        (
+            "UPDATE audit_records SET actor = 'ndrc' WHERE nomination_id = :id AND seq = 1",
+            1,
+            "edited",
+        ),
+        (
+            "DELETE FROM audit_records WHERE nomination_id = :id AND seq = 2",
+            3,
+            "removed or inserted",
+        ),
+        (
+            "DELETE FROM audit_records WHERE nomination_id = :id AND seq = 3",
+            3,
+            "newest record is missing",
+        ),
         ("UPDATE nominations SET state = 'confirmed' WHERE id = :id", 3, "is confirmed"),
     ],
 )
-def test_verify_audit_names_the_first_broken_record(engine: Engine, tamper: str, seq: int,
-                                                    problem: str) -> None:
+def test_verify_audit_names_the_first_broken_record(
+    engine: Engine, tamper: str, seq: int, problem: str
+) -> None:
     intact = nominate(engine, "张家口市")
     n = nominate(engine)
     engine.fire(n.id, "submit_for_approval", "drc:hebei")
@@ -312,12 +437,20 @@ def test_verify_audit_names_the_first_broken_record(engine: Engine, tamper: str,
 
 def open_follow_up(engine: Engine, quotas: dict[str, int]) -> None:
     with engine.database.write() as session:
-        session.add(BatchRow(id="2024-second", program_id="carbon_peak_2023", position=2,
-                             deadline_at=datetime(2024, 6, 1, tzinfo=DEADLINE.tzinfo),
-                             status="open", opened_at=DEADLINE))
+        session.add(
+            BatchRow(
+                id="2024-second",
+                program_id="carbon_peak_2023",
+                position=2,
+                deadline_at=datetime(2024, 6, 1, tzinfo=DEADLINE.tzinfo),
+                status="open",
+                opened_at=DEADLINE,
+            )
+        )
         session.flush()
-        session.add_all(QuotaRow(batch_id="2024-second", province=p, quota=q)
-                        for p, q in quotas.items())
+        session.add_all(
+            QuotaRow(batch_id="2024-second", province=p, quota=q) for p, q in quotas.items()
+        )
 
 
 def test_carry_over_moves_a_deferred_nomination_into_the_newest_open_batch(
@@ -325,25 +458,39 @@ def test_carry_over_moves_a_deferred_nomination_into_the_newest_open_batch(
 ) -> None:
     n = submitted(engine, "唐山市")
     engine.fire(n.id, "defer", "ndrc", reason="下一批次")
-    refused(engine, Refused, "no follow-up batch is open", engine.fire, n.id, "carry_over",
-            "drc:hebei")
+    refused(
+        engine, Refused, "no follow-up batch is open", engine.fire, n.id, "carry_over", "drc:hebei"
+    )
     open_follow_up(engine, {"shanxi": 1})
-    refused(engine, Refused, "gives Hebei no quota", engine.fire, n.id, "carry_over",
-            "drc:hebei")
+    refused(engine, Refused, "gives Hebei no quota", engine.fire, n.id, "carry_over", "drc:hebei")
 
 
 def test_carry_over_keeps_the_history_and_refuses_a_taken_name(engine: Engine) -> None:
     n = submitted(engine, "唐山市")
     engine.fire(n.id, "defer", "ndrc", reason="下一批次")
     open_follow_up(engine, {"hebei": 2})
-    taken = engine.nominate("drc:hebei", province="hebei", kind="city", name="唐山市",
-                            level="prefecture", batch="2024-second")
-    refused(engine, Refused, "already has a city named '唐山市'", engine.fire, n.id,
-            "carry_over", "drc:hebei")
+    taken = engine.nominate(
+        "drc:hebei",
+        province="hebei",
+        kind="city",
+        name="唐山市",
+        level="prefecture",
+        batch="2024-second",
+    )
+    refused(
+        engine,
+        Refused,
+        "already has a city named '唐山市'",
+        engine.fire,
+        n.id,
+        "carry_over",
+        "drc:hebei",
+    )
     engine.fire(taken.id, "withdraw", "drc:hebei")
     with engine.database.engine.begin() as connection:  # free the name for this test
-        connection.execute(sa.text("UPDATE nominations SET name = 'x' WHERE id = :id"),
-                           {"id": taken.id})
+        connection.execute(
+            sa.text("UPDATE nominations SET name = 'x' WHERE id = :id"), {"id": taken.id}
+        )
     moved = engine.fire(n.id, "carry_over", "drc:hebei")
     assert (moved.state, moved.batch) == ("drafted", "2024-second")
     assert [h.event for h in engine.history(n.id)][-2:] == ["defer", "carry_over"]

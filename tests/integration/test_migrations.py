@@ -18,26 +18,38 @@ def test_the_migrated_schema_matches_the_tables(engine: Engine) -> None:
         assert context.get_current_revision() is not None
 
 
-def test_init_upgrades_an_empty_database_and_then_changes_nothing(db_url: str,
-                                                                  clock: FrozenClock) -> None:
+def test_init_upgrades_an_empty_database_and_then_changes_nothing(
+    db_url: str, clock: FrozenClock
+) -> None:
     with Engine(db_url, clock=clock) as engine:
         assert engine.init()["changed"] is True
         assert engine.init()["changed"] is False
         names = set(sa.inspect(engine.database.engine).get_table_names())
-    assert {"programs", "batches", "quota_allocations", "nominations", "audit_records",
-            "idempotency_keys", "alembic_version"} <= names
+    assert {
+        "programs",
+        "batches",
+        "quota_allocations",
+        "nominations",
+        "audit_records",
+        "idempotency_keys",
+        "alembic_version",
+    } <= names
     assert any("audit" in name for name in names)
 
 
-def test_a_changed_programme_moves_the_open_batch(db_url: str, clock: FrozenClock,
-                                                  tmp_path) -> None:
+def test_a_changed_programme_moves_the_open_batch(
+    db_url: str, clock: FrozenClock, tmp_path
+) -> None:
     from peakpilot.config.program import load_program
 
     shipped = load_program().source
     changed = tmp_path / "changed.yaml"
-    changed.write_text(shipped.replace('deadline: "2023-11-15T00:00:00+08:00"',
-                                       'deadline: "2023-11-20T00:00:00+08:00"')
-                              .replace("    hebei: 3\n", "    hebei: 4\n"), encoding="utf-8")
+    changed.write_text(
+        shipped.replace(
+            'deadline: "2023-11-15T00:00:00+08:00"', 'deadline: "2023-11-20T00:00:00+08:00"'
+        ).replace("    hebei: 3\n", "    hebei: 4\n"),
+        encoding="utf-8",
+    )
     with Engine(db_url, clock=clock) as engine:
         engine.init()
         assert engine.init(changed)["changed"] is True
@@ -54,8 +66,10 @@ def test_a_database_holds_one_programme(db_url: str, clock: FrozenClock, tmp_pat
     from peakpilot.config.program import load_program
 
     other = tmp_path / "other.yaml"
-    other.write_text(load_program().source.replace("id: carbon_peak_2023", "id: other_programme"),
-                     encoding="utf-8")
+    other.write_text(
+        load_program().source.replace("id: carbon_peak_2023", "id: other_programme"),
+        encoding="utf-8",
+    )
     with Engine(db_url, clock=clock) as engine:
         engine.init()
         with pytest.raises(Refused, match="holds programme carbon_peak_2023"):

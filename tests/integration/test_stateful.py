@@ -14,7 +14,14 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
 
 from peakpilot import Engine, FrozenClock, PeakpilotError
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
@@ -43,33 +50,41 @@ def make_machine(
             self.successes: Counter[str] = Counter()
             self.reached = reached
 
-        @rule(target=nominations, province=st.sampled_from(PROVINCES),
-              name=st.sampled_from(NAMES), level=st.sampled_from(LEVELS),
-              actor=st.sampled_from(ACTORS))
+        @rule(
+            target=nominations,
+            province=st.sampled_from(PROVINCES),
+            name=st.sampled_from(NAMES),
+            level=st.sampled_from(LEVELS),
+            actor=st.sampled_from(ACTORS),
+        )
         def nominate(self, province: str, name: str, level: str, actor: str) -> object:
             try:
-                created = engine.nominate(actor, province=province, kind="city", name=name,
-                                          level=level)
+                created = engine.nominate(
+                    actor, province=province, kind="city", name=name, level=level
+                )
             except PeakpilotError:
                 return multiple()
             assert actor == f"drc:{province}" and level != "county"
             self.successes[created.id] += 1
             return created.id
 
-        @rule(target=nominations, province=st.sampled_from(PROVINCES),
-              name=st.sampled_from(NAMES))
+        @rule(target=nominations, province=st.sampled_from(PROVINCES), name=st.sampled_from(NAMES))
         def nominate_eligible(self, province: str, name: str) -> object:
             return self.nominate(province, name, "prefecture", f"drc:{province}")
 
-        @rule(nomination=nominations, event=st.sampled_from(events),
-              actor=st.sampled_from(ACTORS), reason=st.sampled_from(REASONS),
-              key=st.sampled_from((None, "k1", "k2")))
-        def fire(self, nomination: str, event: str, actor: str, reason: str | None,
-                 key: str | None) -> None:
+        @rule(
+            nomination=nominations,
+            event=st.sampled_from(events),
+            actor=st.sampled_from(ACTORS),
+            reason=st.sampled_from(REASONS),
+            key=st.sampled_from((None, "k1", "k2")),
+        )
+        def fire(
+            self, nomination: str, event: str, actor: str, reason: str | None, key: str | None
+        ) -> None:
             self._attempt(nomination, event, actor, reason, key)
 
-        @rule(nomination=nominations, steps=st.integers(min_value=1, max_value=8),
-              data=st.data())
+        @rule(nomination=nominations, steps=st.integers(min_value=1, max_value=8), data=st.data())
         def push(self, nomination: str, steps: int, data: st.DataObject) -> None:
             """Fire events the state allows, as each actor in turn: reaches deep states.
 
@@ -80,16 +95,17 @@ def make_machine(
                 if not allowed:
                     return
                 event = data.draw(st.sampled_from(allowed))
-                if not any(self._attempt(nomination, event, actor, "理由", None)
-                           for actor in ACTORS):
+                if not any(
+                    self._attempt(nomination, event, actor, "理由", None) for actor in ACTORS
+                ):
                     return
 
-        def _attempt(self, nomination: str, event: str, actor: str, reason: str | None,
-                     key: str | None) -> bool:
+        def _attempt(
+            self, nomination: str, event: str, actor: str, reason: str | None, key: str | None
+        ) -> bool:
             before = engine.get(nomination)
             try:
-                after = engine.fire(nomination, event, actor, reason=reason,
-                                    idempotency_key=key)
+                after = engine.fire(nomination, event, actor, reason=reason, idempotency_key=key)
             except PeakpilotError:
                 assert engine.get(nomination) == before  # a refusal changes nothing
                 return False
@@ -136,8 +152,9 @@ def make_machine(
 
 
 @pytest.mark.parametrize("examples", [40])
-def test_random_command_sequences_keep_the_invariants(engine: Engine, clock: FrozenClock,
-                                                      db_url: str, examples: int) -> None:
+def test_random_command_sequences_keep_the_invariants(
+    engine: Engine, clock: FrozenClock, db_url: str, examples: int
+) -> None:
     reached: set[str] = set()
     machine = make_machine(engine, clock, reached)
     machine.TestCase.settings = settings(

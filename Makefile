@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: $(VENV)/.installed
-	rm -f demo.db demo.db-wal demo.db-shm
+	rm -rf demo.db demo.db-wal demo.db-shm outbox
 	$(BIN)/peakpilot --db sqlite:///demo.db demo
 
 test: $(VENV)/.installed

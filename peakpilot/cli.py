@@ -19,8 +19,11 @@ import click
 from peakpilot.errors import PeakpilotError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
+    from peakpilot.config.settings import Settings
     from peakpilot.workflow.engine import Engine
     from peakpilot.workflow.snapshots import Nomination
 
@@ -100,15 +103,25 @@ def _options() -> Options:
     return click.get_current_context().find_object(Options)  # type: ignore[return-value]
 
 
-def _engine(*, frozen: bool = True) -> Engine:
-    from peakpilot.clock import FrozenClock
+def _settings() -> Settings:
     from peakpilot.config.settings import load_settings
-    from peakpilot.workflow.engine import Engine
 
     options = _options()
-    settings = load_settings(database_url=options.db, now=options.now)
+    return load_settings(database_url=options.db, now=options.now)
+
+
+def _engine(*, frozen: bool = True, contacts: Path | None = None) -> Engine:
+    from peakpilot.clock import FrozenClock
+    from peakpilot.workflow.engine import Engine
+
+    settings = _settings()
     clock = FrozenClock(settings.now) if frozen and settings.now is not None else None
-    engine = Engine(settings.database_url, clock=clock)
+    engine = Engine(
+        settings.database_url,
+        clock=clock,
+        contacts=settings.contacts or contacts,
+        templates_dir=settings.templates_dir,
+    )
     click.get_current_context().call_on_close(engine.close)
     return engine
 
@@ -385,17 +398,109 @@ def verify() -> None:
 @json_option
 def demo() -> None:
     """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
-    from peakpilot.workflow.demo import run_demo
+    from peakpilot.notifications.channels import channel_from_settings
+    from peakpilot.workflow.demo import DEMO_CONTACTS, run_demo
 
-    engine = _engine(frozen=False)
+    engine = _engine(frozen=False, contacts=DEMO_CONTACTS)
     console = _console()
     quiet = _options().json
-    summary = run_demo(engine, narrate=None if quiet else console.print)
+    channel = channel_from_settings(_settings())
+    summary = run_demo(engine, channel, narrate=None if quiet else console.print)
     if quiet:
         _emit(summary, lambda: None)
     else:
         console.print(f"\n[bold]Board at the end of the replay[/] ({summary['elapsed_s']:.1f} s)")
         click.get_current_context().invoke(board, batch=None)
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "sent", "failed", "dead"]),
+    help="Only notices of this status.",
+)
+@json_option
+@click.pass_context
+def notices(ctx: click.Context, status: str | None) -> None:
+    """The outbox: rendered notices and their delivery."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _engine().notices(status)
+
+    def human() -> None:
+        from rich.table import Table
+
+        table = Table()
+        for column in (
+            "id",
+            "kind",
+            "recipient",
+            "locale",
+            "status",
+            "attempts",
+            "created",
+            "subject",
+        ):
+            table.add_column(column)
+        for n in rows:
+            table.add_row(
+                n.id,
+                n.kind,
+                n.recipient,
+                n.locale,
+                n.status,
+                str(n.attempts),
+                _when(n.created_at),
+                n.subject,
+            )
+        _console().print(table)
+
+    _emit(rows, human)
+
+
+@notices.command("show")
+@click.argument("notice_id", metavar="ID")
+@json_option
+def notices_show(notice_id: str) -> None:
+    """One notice as rendered: headers and plain text."""
+    detail = _engine().notice(notice_id)
+
+    def human() -> None:
+        n = detail.notice
+        click.echo(
+            f"Subject: {n.subject}\nTo: {n.recipient} ({n.actor}, {n.locale})\n"
+            f"Kind: {n.kind}\nStatus: {n.status} after {n.attempts} attempt(s)"
+            + (f"\nLast error: {n.last_error}" if n.last_error else "")
+            + "\n"
+        )
+        click.echo(detail.text)
+
+    _emit(detail, human)
+
+
+@notices.command("dispatch")
+@json_option
+def notices_dispatch() -> None:
+    """Send every notice due now; failures are recorded in the outbox (exit 0)."""
+    from peakpilot.notifications.channels import channel_from_settings
+
+    settings = _settings()
+    report = _engine().dispatch_notices(
+        channel_from_settings(settings), max_attempts=settings.notify_max_attempts
+    )
+    _emit(
+        report,
+        lambda: click.echo(f"sent {report.sent}, failed {report.failed}, dead {report.dead}"),
+    )
+
+
+@notices.command("retry")
+@click.argument("notice_id", metavar="ID")
+@json_option
+def notices_retry(notice_id: str) -> None:
+    """Put a failed or dead notice back in the queue."""
+    notice = _engine().retry_notice(notice_id)
+    _emit(notice, lambda: click.echo(f"{notice.id}: {notice.status}"))
 
 
 # -- entry point ----------------------------------------------------------------------
@@ -415,9 +520,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.UsageError as error:
-        if error.ctx is not None:
-            click.echo(error.ctx.get_usage(), err=True)
-        _fail(error.format_message(), USAGE_ERROR)
+        command = error.ctx.command_path if error.ctx is not None else "peakpilot"
+        _fail(f"{error.format_message()} (see `{command} --help`)", USAGE_ERROR)
     except click.ClickException as error:
         _fail(error.format_message(), error.exit_code)
     except click.Abort:

@@ -58,12 +58,18 @@ class _StateFile(_Strict):
     final: bool = False
 
 
+class _NoticeFile(_Strict):
+    kind: str = Field(pattern=r"^[a-z][a-z_]*$")
+    to: list[str] = Field(min_length=1)
+
+
 class _TransitionFile(_Strict):
     event: str = Field(pattern=r"^[a-z][a-z_]*$")
     sources: list[str] = Field(alias="from", min_length=1)
     dest: str = Field(alias="to")
     roles: list[str] = Field(min_length=1)
     guards: list[str] = []
+    notice: _NoticeFile | None = None
 
 
 class _NominateFile(_Strict):
@@ -159,6 +165,14 @@ class Role:
 
 
 @dataclass(frozen=True)
+class NoticeSpec:
+    """A notice of ``kind`` to the roles in ``to`` (provincial roles: of the province)."""
+
+    kind: str
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Transition:
     """One row of the workflow table: ``event`` moves ``sources`` to ``dest``."""
 
@@ -167,6 +181,7 @@ class Transition:
     dest: str
     roles: tuple[str, ...]
     guards: tuple[str, ...]
+    notice: NoticeSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +220,12 @@ class Program:
     @cached_property
     def events(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.event for t in self.transitions))
+
+    @cached_property
+    def notice_kinds(self) -> tuple[str, ...]:
+        """Every notice kind the transitions declare (their templates must exist)."""
+        kinds = (t.notice.kind for t in self.transitions if t.notice is not None)
+        return tuple(dict.fromkeys(kinds))
 
     @cached_property
     def _province_lookup(self) -> dict[str, Province]:
@@ -333,6 +354,10 @@ def _semantic_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...
                 yield (*loc, "from"), f"{transition.event} from {source} is declared twice"
             seen_pairs.add((transition.event, source))
         yield from _role_and_guard_problems(raw.roles, loc, transition.roles, transition.guards)
+        if transition.notice is not None:
+            for role in transition.notice.to:
+                if raw.roles.get(role, _SYSTEM_ROLE).scope == "system":
+                    yield (*loc, "notice", "to"), f"{role!r} cannot receive notices"
 
     declared = all(s in raw.states for t in raw.transitions for s in (*t.sources, t.dest))
     if len(initial) == 1 and declared:
@@ -370,6 +395,9 @@ def _reachability_problems(
             yield ("states", name), f"state {name} cannot be reached from {initial}"
         elif not state.final and not successors[name]:
             yield ("states", name), f"state {name} is not final but no event leaves it"
+
+
+_SYSTEM_ROLE = _RoleFile.model_validate({"zh-CN": "-", "en": "-", "scope": "system"})
 
 
 def _names(raw: _Named) -> Names:
@@ -417,6 +445,9 @@ def _build(raw: _ProgramFile, source: str) -> Program:
                 dest=t.dest,
                 roles=tuple(t.roles),
                 guards=tuple(t.guards),
+                notice=None
+                if t.notice is None
+                else NoticeSpec(kind=t.notice.kind, to=tuple(t.notice.to)),
             )
             for t in raw.transitions
         ),
@@ -428,6 +459,7 @@ __all__ = [
     "BatchSpec",
     "Kind",
     "Names",
+    "NoticeSpec",
     "Program",
     "Province",
     "Role",

@@ -7,8 +7,10 @@ The CLI's flags override these; an embedding backend passes its own values to
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Literal
 
-from pydantic import AwareDatetime, ValidationError
+from pydantic import AwareDatetime, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,12 +24,24 @@ DEFAULT_DATABASE_URL = "sqlite:///peakpilot.db"
 
 
 class Settings(BaseSettings):
-    """Where the database is and what time it is (``now`` set freezes the clock)."""
+    """Where the database is, what time it is (``now`` set freezes the clock), and how
+    notices are addressed, rendered and delivered."""
 
     model_config = SettingsConfigDict(env_prefix="PEAKPILOT_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
     now: AwareDatetime | None = None
+    contacts: Path | None = None
+    templates_dir: Path | None = None
+    notify_channel: Literal["file", "smtp"] = "file"
+    notify_from: str = "peakpilot <noreply@peakpilot.invalid>"
+    notify_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_dir: Path = Path("outbox")
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,9 +19,11 @@ from sqlalchemy import exc, func, select
 
 from peakpilot.clock import FrozenClock
 from peakpilot.errors import PeakpilotError, Refused
+from peakpilot.notifications.channels import Channel
 from peakpilot.workflow.engine import Engine
 from peakpilot.workflow.tables import NominationRow
 
+DEMO_CONTACTS = Path(__file__).with_name("demo_contacts.yaml")
 BEIJING = ZoneInfo("Asia/Shanghai")
 START = datetime(2023, 10, 20, 9, 0, tzinfo=BEIJING)
 
@@ -52,8 +55,9 @@ CANDIDATES = (
 )
 
 
-def run_demo(engine: Engine, narrate: Narrate | None = None) -> dict[str, Any]:
-    """Replay the first batch into ``engine``'s database, which must hold no nominations."""
+def run_demo(engine: Engine, channel: Channel, narrate: Narrate | None = None) -> dict[str, Any]:
+    """Replay the first batch into ``engine``'s database, which must hold no nominations,
+    and deliver its notices through ``channel``."""
     say: Narrate = narrate or (lambda _text: None)
     started = time.perf_counter()
     _require_empty(engine)
@@ -66,11 +70,17 @@ def run_demo(engine: Engine, narrate: Narrate | None = None) -> dict[str, Any]:
     )
     story = _Story(engine, clock, say)
     story.play()
+    delivery = engine.dispatch_notices(channel)
+    say(
+        f"\nNotices: {delivery.sent} delivered, {delivery.failed} failed, {delivery.dead} dead "
+        "(see `peakpilot notices`)"
+    )
     return {
         "database": engine.database.engine.url.render_as_string(hide_password=True),
         "events": story.events,
         "refusals": story.refusals,
         "nominations": len(story.ids),
+        "notices": {"sent": delivery.sent, "failed": delivery.failed, "dead": delivery.dead},
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
 

@@ -24,11 +24,15 @@ from sqlmodel import select
 from peakpilot.clock import Clock, SystemClock, require_aware
 from peakpilot.config.program import Program, load_program, parse_program
 from peakpilot.errors import Conflict, InvalidInput, NotFound, Refused
+from peakpilot.notifications.channels import Channel, DeliveryError
+from peakpilot.notifications.compose import BatchInfo, Notifier
+from peakpilot.notifications.contacts import Contacts, load_contacts
+from peakpilot.notifications.render import renderer_for
 from peakpilot.states.actors import Actor, resolve_actor
 from peakpilot.states.guards import DecisionContext
 from peakpilot.states.machine import Workflow
 from peakpilot.states.text_rules import check_name, check_reason
-from peakpilot.workflow import audit
+from peakpilot.workflow import audit, outbox
 from peakpilot.workflow.database import Database, create_engine, masked
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.loading import store_program
@@ -36,14 +40,23 @@ from peakpilot.workflow.snapshots import (
     AuditReport,
     Board,
     BrokenRecord,
+    DispatchReport,
     HistoryRecord,
     Nomination,
     NominationDetail,
+    Notice,
+    NoticeDetail,
     ProvinceBoard,
     to_jsonable,
 )
 from peakpilot.workflow.store import Store
-from peakpilot.workflow.tables import AuditRecordRow, IdempotencyRow, NominationRow, ProgramRow
+from peakpilot.workflow.tables import (
+    AuditRecordRow,
+    IdempotencyRow,
+    NominationRow,
+    NoticeRow,
+    ProgramRow,
+)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
@@ -70,12 +83,17 @@ class Engine:
         database: str | sa.Engine = "sqlite:///peakpilot.db",
         *,
         clock: Clock | None = None,
+        contacts: Contacts | str | Path | None = None,
+        templates_dir: str | Path | None = None,
     ) -> None:
         self._owns_engine = not isinstance(database, sa.Engine)
         sa_engine = database if isinstance(database, sa.Engine) else create_engine(database)
         self._db = Database(sa_engine)
         self.clock: Clock = clock or SystemClock()
+        self._contacts = contacts
+        self._templates_dir = templates_dir
         self._workflow: Workflow | None = None
+        self._notifier: Notifier | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -124,6 +142,16 @@ class Engine:
     @property
     def program(self) -> Program:
         return self.workflow.program
+
+    @property
+    def notifier(self) -> Notifier:
+        """Renders the programme's notices for the configured contacts (checked once)."""
+        if self._notifier is None or self._notifier.program is not self.program:
+            contacts = self._contacts
+            if not isinstance(contacts, Contacts):
+                contacts = Contacts() if contacts is None else load_contacts(contacts, self.program)
+            self._notifier = Notifier(self.program, renderer_for(self._templates_dir), contacts)
+        return self._notifier
 
     def init(self, program: Program | str | Path | None = None) -> dict[str, Any]:
         """Create or upgrade the schema and load the programme; repeating it changes nothing.
@@ -291,6 +319,22 @@ class Engine:
             to_state=to_state,
             batch_id=batch_id,
         )
+        target_batch = store.batch(batch_id)
+        store.add_notices(
+            self.notifier.for_event(
+                current,
+                seq=current.version + 1,
+                event=event,
+                actor=str(actor),
+                from_state=current.state,
+                to_state=to_state,
+                reason=reason,
+                at=now,
+                batch=BatchInfo(target_batch.id, target_batch.deadline_at),
+                from_batch=row.batch_id if batch_id != row.batch_id else None,
+            ),
+            now,
+        )
         return dataclasses.replace(
             current,
             state=to_state,
@@ -381,6 +425,73 @@ class Engine:
                 first_broken=BrokenRecord(broken.nomination, broken.seq, broken.problem),
             )
 
+    # -- notices -------------------------------------------------------------------------
+
+    def notices(self, status: str | None = None) -> builtins.list[Notice]:
+        """The outbox, oldest first, optionally only notices of one status."""
+        if status is not None and status not in outbox.STATUSES:
+            raise InvalidInput(
+                f"unknown notice status {status!r}: use one of {', '.join(outbox.STATUSES)}"
+            )
+        with self._db.read() as session:
+            rows = Store(session, self.program).notices(status)
+            return [self._notice(row) for row in rows]
+
+    def notice(self, notice_id: str) -> NoticeDetail:
+        """One notice with its rendered text and HTML."""
+        with self._db.read() as session:
+            row = Store(session, self.program).notice(notice_id)
+            return NoticeDetail(self._notice(row), row.text, row.html)
+
+    def retry_notice(self, notice_id: str) -> Notice:
+        """Put a failed or dead notice back in the queue, due now, with fresh attempts."""
+        now = self._now()
+        with self._db.write() as session:
+            row = Store(session, self.program).notice(notice_id)
+            if row.status not in (outbox.FAILED, outbox.DEAD):
+                raise Refused(
+                    f"notice {row.id} is {row.status}: only a failed or dead notice is retried"
+                )
+            row.status, row.attempts, row.next_attempt_at = outbox.PENDING, 0, now
+            row.claimed_until = None
+            session.flush()
+            return self._notice(row)
+
+    def dispatch_notices(
+        self, channel: Channel, *, max_attempts: int = 8, batch_size: int = 50
+    ) -> DispatchReport:
+        """Send every notice due now through ``channel``; failures stay in the outbox.
+
+        Runs until nothing due is left unclaimed. Each claim and each outcome is its own
+        short transaction: no transaction is open while a message is being sent.
+        """
+        counts = {outbox.SENT: 0, outbox.FAILED: 0, outbox.DEAD: 0}
+        while True:
+            with self._db.write() as session:
+                claimed = outbox.claim_due(session, self._now(), batch_size)
+            if not claimed:
+                return DispatchReport(
+                    counts[outbox.SENT], counts[outbox.FAILED], counts[outbox.DEAD]
+                )
+            for item in claimed:
+                try:
+                    channel.send(item.envelope)
+                except DeliveryError as error:
+                    with self._db.write() as session:
+                        status = outbox.record_failure(
+                            session,
+                            item.envelope.notice_id,
+                            self._now(),
+                            str(error),
+                            permanent=error.permanent,
+                            max_attempts=max_attempts,
+                        )
+                    counts[status] += 1
+                else:
+                    with self._db.write() as session:
+                        outbox.record_sent(session, item.envelope.notice_id, self._now())
+                    counts[outbox.SENT] += 1
+
     # -- helpers -------------------------------------------------------------------------
 
     def _now(self) -> datetime:
@@ -406,6 +517,24 @@ class Engine:
             version=row.version,
             created_at=self._local(row.created_at),
             updated_at=self._local(row.updated_at),
+        )
+
+    def _notice(self, row: NoticeRow) -> Notice:
+        return Notice(
+            id=row.id,
+            kind=row.kind,
+            recipient=row.recipient,
+            actor=row.actor,
+            locale=row.locale,
+            subject=row.subject,
+            status=row.status,
+            attempts=row.attempts,
+            created_at=self._local(row.created_at),
+            sent_at=None if row.sent_at is None else self._local(row.sent_at),
+            next_attempt_at=self._local(row.next_attempt_at),
+            last_error=row.last_error,
+            nomination=row.nomination_id,
+            batch=row.batch_id,
         )
 
     def _history(self, records: builtins.list[AuditRecordRow]) -> builtins.list[HistoryRecord]:

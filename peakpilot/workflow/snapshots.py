@@ -101,6 +101,8 @@ def to_jsonable(value: Any) -> Any:
                 "history": to_jsonable(value.history),
                 "timers": to_jsonable(value.timers),
             }
+        if isinstance(value, NoticeDetail):
+            return {**to_jsonable(value.notice), "text": value.text, "html": value.html}
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
         return value.isoformat()
@@ -109,3 +111,41 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_jsonable(item) for item in value]
     return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notice:
+    """A notice in the outbox (without its body)."""
+
+    id: str
+    kind: str
+    recipient: str
+    actor: str
+    locale: str
+    subject: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime
+    last_error: str | None
+    nomination: str | None
+    batch: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NoticeDetail:
+    """A notice with its rendered bodies."""
+
+    notice: Notice
+    text: str
+    html: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DispatchReport:
+    """What one dispatch pass did."""
+
+    sent: int
+    failed: int
+    dead: int

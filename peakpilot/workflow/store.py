@@ -8,7 +8,7 @@ nomination, and every change is a compare-and-set on its version.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from sqlalchemy import func, update
@@ -16,18 +16,21 @@ from sqlmodel import Session, col, select
 
 from peakpilot.config.program import Program
 from peakpilot.errors import Conflict, NotFound, Refused
+from peakpilot.notifications.compose import Outgoing
 from peakpilot.states.guards import BatchFacts, QuotaFacts, TargetFacts
 from peakpilot.workflow import audit
+from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.tables import (
     AuditRecordRow,
     BatchRow,
     IdempotencyRow,
     NominationRow,
+    NoticeRow,
     QuotaRow,
 )
 
 OPEN, CLOSED = "open", "closed"
-_NOMINATION_ID = re.compile(r"^[0-9a-f]{16}$")
+_ID = re.compile(r"^[0-9a-f]{16}$")  # new_id() ids
 _MAX_BATCH_ID = 64
 
 
@@ -43,7 +46,7 @@ class Store:
     def nomination(self, nomination_id: str) -> NominationRow:
         """The nomination, or NotFound (a malformed id is simply not found)."""
         row = None
-        if isinstance(nomination_id, str) and _NOMINATION_ID.match(nomination_id):
+        if isinstance(nomination_id, str) and _ID.match(nomination_id):
             row = self.session.get(NominationRow, nomination_id)
         if row is None:
             raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
@@ -237,6 +240,45 @@ class Store:
             quota=quota,
             name_taken=self.name_taken(newest.id, row.province, row.kind, row.name),
         )
+
+    # -- the outbox -----------------------------------------------------------------------
+
+    def add_notices(self, outgoing: Iterable[Outgoing], now: datetime) -> None:
+        """Queue rendered notices in this transaction: they commit or vanish with it."""
+        for notice in outgoing:
+            self.session.add(
+                NoticeRow(
+                    id=new_id(),
+                    dedupe_key=notice.dedupe_key,
+                    kind=notice.kind,
+                    actor=notice.actor,
+                    recipient=notice.recipient,
+                    locale=notice.locale,
+                    subject=notice.subject,
+                    text=notice.text,
+                    html=notice.html,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    nomination_id=notice.nomination_id,
+                    batch_id=notice.batch_id,
+                    created_at=now,
+                )
+            )
+
+    def notices(self, status: str | None) -> list[NoticeRow]:
+        query = select(NoticeRow)
+        if status is not None:
+            query = query.where(col(NoticeRow.status) == status)
+        return list(self.session.exec(query.order_by(col(NoticeRow.id))))
+
+    def notice(self, notice_id: str) -> NoticeRow:
+        row = None
+        if isinstance(notice_id, str) and _ID.match(notice_id):
+            row = self.session.get(NoticeRow, notice_id)
+        if row is None:
+            raise NotFound(f"no notice {notice_id!r}: check the id (see `peakpilot notices`)")
+        return row
 
     # -- idempotency ----------------------------------------------------------------------
 

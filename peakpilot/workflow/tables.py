@@ -102,3 +102,31 @@ class IdempotencyRow(SQLModel, table=True):
     actor: str = Field(max_length=64)
     result: str = Field(sa_column=Column(Text, nullable=False))  # the snapshot, as JSON
     created_at: datetime
+
+
+class NoticeRow(SQLModel, table=True):
+    """A rendered notice in the outbox: written in the transaction of its event, then
+    delivered at least once. ``dedupe_key`` makes the same notice impossible twice;
+    ``claimed_until`` is the lease of the dispatcher sending it."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    dedupe_key: str = Field(unique=True, max_length=255)
+    kind: str = Field(max_length=32)
+    actor: str = Field(max_length=64)
+    recipient: str = Field(max_length=255)
+    locale: str = Field(max_length=8)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_until: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    nomination_id: str | None = Field(default=None, max_length=32, index=True)
+    batch_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+    sent_at: datetime | None = None

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,13 @@ def fails(
     """Run a command that must fail with ``code``: no traceback, one line on stderr, and
     (with ``--json``) nothing on stdout."""
     proc = run(*args, db=db, now=now)
+    assert_failed(proc, code, one_line=one_line)
+    return proc
+
+
+def assert_failed(
+    proc: subprocess.CompletedProcess[str], code: int, *, one_line: bool = True
+) -> None:
     assert proc.returncode == code, f"expected exit {code}{describe(proc)}"
     assert "Traceback" not in proc.stderr, describe(proc)
     assert proc.stderr.strip(), f"an error must say what to fix on stderr{describe(proc)}"
@@ -134,9 +143,8 @@ def fails(
         assert len(proc.stderr.splitlines()) == 1, (
             f"an error must be exactly one line on stderr{describe(proc)}"
         )
-    if "--json" in args:
+    if "--json" in proc.args:
         assert proc.stdout == "", f"with --json, stdout must be empty on failure{describe(proc)}"
-    return proc
 
 
 def nominate(
@@ -647,12 +655,44 @@ FAILURES = [
 ]  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def refusals(
+    base: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[subprocess.CompletedProcess[str], str]]:
+    """Every case of FAILURES, run with ``--json`` on its own copy of the shared database
+    (so a case that writes is caught by name), several at a time to save wall-clock time."""
+    source = Path(base["db"].removeprefix("sqlite:///"))
+    folder = tmp_path_factory.mktemp("refusals")
+    jobs = []
+    for case in FAILURES:
+        copy = folder / f"{case.id}.db"
+        shutil.copyfile(source, copy)
+        if source.with_name(source.name + "-wal").exists():  # not checkpointed yet
+            shutil.copyfile(source.with_name(source.name + "-wal"), f"{copy}-wal")
+        _code, args, now = case.values
+        argv = tuple(a.format(**base) for a in args)
+        jobs.append((case.id, f"sqlite:///{copy}", argv, now))
+
+    def attempt(job: tuple[str, str, tuple[str, ...], str]) -> tuple[str, Any]:
+        case_id, url, argv, now = job
+        return case_id, (run("--json", *argv, db=url, now=now), url)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        return dict(pool.map(attempt, jobs))
+
+
 @pytest.mark.parametrize(("code", "args", "now"), FAILURES)
-def test_refusal(base: dict[str, str], code: int, args: tuple[str, ...], now: str) -> None:
-    argv = tuple(a.format(**base) for a in args)
-    before = db_rows(base["db"])
-    fails(code, "--json", *argv, db=base["db"], now=now)
-    assert db_rows(base["db"]) == before, "a failed command wrote to the database"
+def test_refusal(
+    base: dict[str, str],
+    refusals: dict[str, tuple[subprocess.CompletedProcess[str], str]],
+    request: pytest.FixtureRequest,
+    code: int,
+    args: tuple[str, ...],
+    now: str,
+) -> None:
+    proc, url = refusals[request.node.callspec.id]
+    assert_failed(proc, code)
+    assert db_rows(url) == db_rows(base["db"]), "the failed command wrote to the database"
 
 
 USAGE_ERRORS = [

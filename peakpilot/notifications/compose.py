@@ -1,0 +1,188 @@
+"""Composing notices: who receives what, in which words, for an event or a deadline.
+
+Pure apart from rendering: the engine calls it inside the event's transaction and stores
+what it returns, so that what is sent is exactly what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from peakpilot.config.program import Program
+from peakpilot.notifications.contacts import Contacts
+from peakpilot.notifications.render import LOCALES, Renderer
+
+
+class NominationLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def province(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A rendered notice for one address, ready for the outbox."""
+
+    dedupe_key: str
+    kind: str
+    actor: str
+    recipient: str
+    locale: str
+    subject: str
+    text: str
+    html: str
+    nomination_id: str | None
+    batch_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    id: str
+    deadline_at: datetime
+
+
+def format_instant(value: datetime, program: Program) -> str:
+    """An instant as a clerk reads it: local time with its offset, e.g.
+    ``2023-11-15 00:00 (UTC+08:00)``."""
+    local = value.astimezone(program.timezone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+
+class Notifier:
+    """Renders the notices a programme declares, for the recipients in the contacts."""
+
+    def __init__(self, program: Program, renderer: Renderer, contacts: Contacts) -> None:
+        self.program = program
+        self.renderer = renderer
+        self.contacts = contacts
+        renderer.check(program.notice_kinds)
+
+    def actor_name(self, actor: str, locale: str) -> str:
+        role, _, province = actor.partition(":")
+        spec = self.program.roles.get(role)
+        if spec is None:
+            return actor
+        province_name = self.program.provinces[province].names.get(locale) if province else ""
+        return spec.names.get(locale).replace("{province}", province_name)
+
+    def for_event(
+        self,
+        nomination: NominationLike,
+        *,
+        seq: int,
+        event: str,
+        actor: str,
+        from_state: str,
+        to_state: str,
+        reason: str | None,
+        at: datetime,
+        batch: BatchInfo,
+        from_batch: str | None = None,
+    ) -> list[Outgoing]:
+        """The notices of the transition ``event`` made from ``from_state``, if it has any."""
+        row = next(
+            (t for t in self.program.transitions if t.event == event and from_state in t.sources),
+            None,
+        )
+        if row is None or row.notice is None:
+            return []
+        notice = row.notice
+        recipients = [self._actor_for(role, nomination.province) for role in notice.to]
+
+        def context(locale: str) -> dict[str, Any]:
+            extra = {"from_batch": from_batch} if notice.kind == "carried_over" else {}
+            return {
+                "nomination": self.nomination_context(nomination, to_state, locale),
+                "actor": {"actor": actor, "name": self.actor_name(actor, locale)},
+                "event": event,
+                "from_state": from_state,
+                "to_state": to_state,
+                "reason": reason,
+                **extra,
+            }
+
+        return self.compose(
+            notice.kind,
+            recipients,
+            context,
+            at=at,
+            batch=batch,
+            dedupe=(nomination.id, str(seq)),
+            nomination_id=nomination.id,
+        )
+
+    def nomination_context(
+        self, nomination: NominationLike, state: str, locale: str
+    ) -> dict[str, Any]:
+        province = self.program.provinces[nomination.province]
+        return {
+            "id": nomination.id,
+            "name": nomination.name,
+            "kind": self.program.kinds[nomination.kind].names.get(locale),
+            "level": nomination.level,
+            "state": state,
+            "province": {"slug": province.slug, "name": province.names.get(locale)},
+        }
+
+    def compose(
+        self,
+        kind: str,
+        actors: Iterable[str],
+        context: Any,
+        *,
+        at: datetime,
+        batch: BatchInfo,
+        dedupe: Sequence[str],
+        nomination_id: str | None = None,
+    ) -> list[Outgoing]:
+        """Render ``kind`` for every address of every actor (``context(locale)`` gives the
+        kind's own variables); ``dedupe`` identifies the occasion."""
+        outgoing = []
+        for actor in dict.fromkeys(actors):
+            for recipient, locale in self.contacts.recipients(actor):
+                variables: Mapping[str, Any] = {
+                    "program_title": self.program.title.get(locale),
+                    "batch": {
+                        "id": batch.id,
+                        "deadline": format_instant(batch.deadline_at, self.program),
+                    },
+                    "recipient": {"actor": actor, "name": self.actor_name(actor, locale)},
+                    "sent_at": format_instant(at, self.program),
+                    **context(locale),
+                }
+                rendered = self.renderer.render(kind, locale, variables)
+                key = "\x1f".join((*dedupe, kind, actor, recipient))
+                outgoing.append(
+                    Outgoing(
+                        dedupe_key=hashlib.sha256(key.encode()).hexdigest(),
+                        kind=kind,
+                        actor=actor,
+                        recipient=recipient,
+                        locale=locale,
+                        subject=rendered.subject,
+                        text=rendered.text,
+                        html=rendered.html,
+                        nomination_id=nomination_id,
+                        batch_id=batch.id,
+                    )
+                )
+        return outgoing
+
+    def _actor_for(self, role: str, province: str) -> str:
+        scope = self.program.roles[role].scope
+        return f"{role}:{province}" if scope == "province" else role
+
+
+__all__ = ["LOCALES", "BatchInfo", "Notifier", "Outgoing", "format_instant"]

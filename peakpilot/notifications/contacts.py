@@ -1,0 +1,101 @@
+"""Who receives notices where: the contacts file (``PEAKPILOT_CONTACTS``).
+
+```yaml
+ndrc:
+  email: [climate@ndrc.example.cn]
+  locale: en            # optional; zh-CN by default
+drc:hebei:
+  email: [drc@hebei.example.cn, deputy@hebei.example.cn]
+```
+
+An actor with no entry still gets its notices, in zh-CN, addressed to the actor id: the
+file channel writes them, the SMTP channel marks them dead with "no address for ...".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peakpilot.config.program import Program
+from peakpilot.config.yaml_lines import line_of, load_yaml
+from peakpilot.errors import ConfigError, PeakpilotError
+from peakpilot.notifications.render import LOCALES
+from peakpilot.states.actors import Actor, resolve_actor
+
+DEFAULT_LOCALE = "zh-CN"
+# Deliberately strict: an address ends up in an SMTP envelope and a mail header.
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    addresses: tuple[str, ...] = ()
+    locale: str = DEFAULT_LOCALE
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """Actors (canonical ids such as ``gov:hebei``) to their addresses and locale."""
+
+    entries: Mapping[str, Contact] = field(default_factory=dict)
+
+    def for_actor(self, actor: str) -> Contact:
+        return self.entries.get(actor, Contact())
+
+    def recipients(self, actor: str) -> list[tuple[str, str]]:
+        """(address, locale) pairs for ``actor``: one per address, or its id when it has none."""
+        contact = self.for_actor(actor)
+        return [(address, contact.locale) for address in contact.addresses or (actor,)]
+
+
+def is_address(recipient: str) -> bool:
+    return _ADDRESS.match(recipient) is not None
+
+
+def load_contacts(path: str | Path, program: Program) -> Contacts:
+    """Load and validate a contacts file; errors name the entry and its line."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read contacts file {path}: {exc}") from exc
+    return parse_contacts(source, program, str(path))
+
+
+def parse_contacts(source: str, program: Program, where: str = "<contacts>") -> Contacts:
+    document, root = load_yaml(source, where, what="contacts")
+    if document is None:
+        return Contacts()
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where}: a contacts file maps actors (ndrc, drc:hebei, ...) to entries")
+    entries: dict[str, Contact] = {}
+    for key, entry in document.items():
+
+        def fail(message: str, *loc: str | int, _key: Any = key) -> ConfigError:
+            return ConfigError(f"{where}{line_of(root, (str(_key), *loc))}: {_key}: {message}")
+
+        try:
+            actor = str(resolve_actor(Actor.parse(str(key)), program))
+        except PeakpilotError as exc:
+            raise fail(str(exc)) from None
+        if actor in entries:
+            raise fail(f"{actor} is given twice")
+        if not isinstance(entry, dict) or set(entry) - {"email", "locale"}:
+            raise fail("an entry has `email` (a list of addresses) and optionally `locale`")
+        addresses = entry.get("email", [])
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not isinstance(addresses, list) or not addresses:
+            raise fail("`email` must list at least one address", "email")
+        for index, address in enumerate(addresses):
+            if not isinstance(address, str) or not is_address(address):
+                raise fail(f"{address!r} is not an e-mail address", "email", index)
+        locale = entry.get("locale", DEFAULT_LOCALE)
+        if locale not in LOCALES:
+            raise fail(f"locale {locale!r} is not one of {', '.join(LOCALES)}", "locale")
+        entries[actor] = Contact(addresses=tuple(dict.fromkeys(addresses)), locale=locale)
+    return Contacts(entries)

@@ -1,0 +1,131 @@
+"""Rendering notices with Jinja2: one subject, one plain-text and one HTML template per
+notice kind and locale.
+
+A missing variable is an error naming the template and line (``StrictUndefined``), never
+an empty string in an official notice. HTML is autoescaped (decided on the name without
+its ``.j2``, since ``select_autoescape`` would look only at the last extension). An
+operator's folder (``PEAKPILOT_TEMPLATES_DIR``) overrides shipped templates by name and
+is rendered in a sandbox, because its authors are not the code's authors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from peakpilot.errors import ConfigError
+
+LOCALES = ("zh-CN", "en")
+PARTS = ("subject", "txt", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedNotice:
+    subject: str
+    text: str
+    html: str
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.removesuffix(".j2").endswith((".html", ".htm"))
+
+
+def template_name(locale: str, kind: str, part: str) -> str:
+    return f"{locale}/{kind}.{part}.j2"
+
+
+class Renderer:
+    """Renders notices; build one per process and reuse it (templates compile once)."""
+
+    def __init__(self, override_dir: str | Path | None = None) -> None:
+        shipped = jinja2.PackageLoader("peakpilot.notifications", "templates")
+        options: dict[str, Any] = {
+            "undefined": jinja2.StrictUndefined,
+            "autoescape": _autoescape,
+            "keep_trailing_newline": True,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+        }
+        if override_dir is None:
+            self.env = jinja2.Environment(loader=shipped, **options)
+        else:
+            folder = Path(override_dir)
+            if not folder.is_dir():
+                raise ConfigError(f"PEAKPILOT_TEMPLATES_DIR {folder} is not a folder")
+            loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), shipped])
+            self.env = SandboxedEnvironment(loader=loader, **options)
+
+    def check(self, kinds: Iterable[str], locales: Iterable[str] = LOCALES) -> None:
+        """Compile every template the programme can need, and every layout or macro file
+        they may include: a missing or broken one is refused now, at load, rather than at
+        the moment a notice is due."""
+        for locale in locales:
+            for kind in kinds:
+                for part in PARTS:
+                    self._template(template_name(locale, kind, part))
+        for name in self.env.list_templates(extensions=["j2"]):
+            self._template(name)
+
+    def render(self, kind: str, locale: str, context: Mapping[str, Any]) -> RenderedNotice:
+        """Render the three parts of a notice for one recipient."""
+        parts = {}
+        for part in PARTS:
+            name = template_name(locale, kind, part)
+            template = self._template(name)
+            try:
+                parts[part] = template.render(context)
+            except Exception as error:  # an operator's template may raise anything
+                raise ConfigError(
+                    f"cannot render template {name}{_where(error)}: {error}"
+                ) from None
+        return RenderedNotice(
+            subject=one_line(parts["subject"]), text=parts["txt"], html=parts["html"]
+        )
+
+    def _template(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"template {name} is missing") from None
+        except jinja2.TemplateSyntaxError as error:
+            raise ConfigError(
+                f"template {error.name or name}:{error.lineno}: {error.message}"
+            ) from None
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"template {name} is not UTF-8 text: {error.reason}") from None
+
+
+_RENDERERS: dict[str | None, Renderer] = {}
+
+
+def renderer_for(override_dir: str | Path | None) -> Renderer:
+    """One renderer per template folder per process: templates compile once."""
+    key = None if override_dir is None else str(Path(override_dir).resolve())
+    renderer = _RENDERERS.get(key)
+    if renderer is None:
+        renderer = _RENDERERS[key] = Renderer(override_dir)
+    return renderer
+
+
+def one_line(text: str) -> str:
+    """A subject on one line: CR, LF and other line breaks become spaces, so a subject can
+    never start a new mail header."""
+    return " ".join(text.split())
+
+
+def _where(error: BaseException) -> str:
+    """`` (at LOCALE/FILE:LINE)`` of the innermost template frame (maybe a layout)."""
+    tb = error.__traceback__
+    where = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            path = Path(filename)
+            where = f" (at {path.parent.name}/{path.name}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return where

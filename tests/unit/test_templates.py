@@ -1,0 +1,613 @@
+"""The notice templates (DESIGN §4, notices): every kind renders in zh-CN and en from the
+context the engine passes, names what a clerk needs (programme, batch, province,
+nomination, actor, reason, deadline), escapes data in HTML and nowhere else, keeps the
+subject on one line, refuses a missing variable, and lets an operator override a template
+in a sandbox."""
+
+from __future__ import annotations
+
+import copy
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peakpilot.config.program import load_program
+from peakpilot.errors import ConfigError
+from peakpilot.notifications.render import LOCALES, PARTS, RenderedNotice, Renderer
+
+NOMINATION_KINDS = (
+    "sent_for_approval",
+    "approved",
+    "sent_back",
+    "submitted",
+    "confirmed",
+    "rejected",
+    "deferred",
+    "withdrawn",
+    "carried_over",
+)
+PROVINCE_KINDS = ("reminder", "shortfall", "deadline_summary", "batch_opened")
+ALL_KINDS = (*NOMINATION_KINDS, *PROVINCE_KINDS, "milestone")
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "peakpilot" / "notifications" / "templates"
+
+FIRST = {"id": "2023-first", "deadline": "2023-11-15 00:00 (UTC+08:00)"}
+SECOND = {"id": "2024-second", "deadline": "2024-06-30 00:00 (UTC+08:00)"}
+
+TEXT = {
+    "zh-CN": {
+        "title": "国家碳达峰试点建设",
+        "ndrc": "国家发展改革委",
+        "drc:hebei": "河北省发展改革委",
+        "gov:hebei": "河北省人民政府",
+        "city": "城市",
+        "park": "园区",
+        "reason": (
+            "申报材料中碳排放核算边界不够清晰。\n"
+            "请补充 2020—2022 年能源消费数据，并明确重点工程清单。"
+        ),
+        "objective": "取得积极进展",
+    },
+    "en": {
+        "title": "National Carbon Peak Pilot Programme",
+        "ndrc": "National Development and Reform Commission",
+        "drc:hebei": "Development and Reform Commission of Hebei",
+        "gov:hebei": "People's Government of Hebei",
+        "city": "city",
+        "park": "park",
+        "reason": (
+            "The carbon accounting boundary in the application is unclear.\n"
+            "Please add energy consumption data for 2020-2022 and list the key projects."
+        ),
+        "objective": "positive progress",
+    },
+}
+PROVINCE_NAMES = {
+    "hebei": {"zh-CN": "河北省", "en": "Hebei"},
+    "shanxi": {"zh-CN": "山西省", "en": "Shanxi"},
+    "inner_mongolia": {"zh-CN": "内蒙古自治区", "en": "Inner Mongolia"},
+    "jiangsu": {"zh-CN": "江苏省", "en": "Jiangsu"},
+    "xinjiang": {"zh-CN": "新疆维吾尔自治区", "en": "Xinjiang"},
+}
+
+# kind: (event, from_state, to_state, acting actor, recipient, reason given)
+TRANSITIONS = {
+    "sent_for_approval": (
+        "submit_for_approval",
+        "drafted",
+        "provincial_approval",
+        "drc:hebei",
+        "gov:hebei",
+        False,
+    ),
+    "approved": ("approve", "provincial_approval", "approved", "gov:hebei", "drc:hebei", False),
+    "sent_back": ("send_back", "provincial_approval", "drafted", "gov:hebei", "drc:hebei", True),
+    "submitted": ("submit", "approved", "submitted", "drc:hebei", "ndrc", False),
+    "confirmed": ("confirm", "submitted", "confirmed", "ndrc", "drc:hebei", False),
+    "rejected": ("reject", "submitted", "rejected", "ndrc", "gov:hebei", True),
+    "deferred": ("defer", "submitted", "follow_up_batch", "ndrc", "drc:hebei", True),
+    "withdrawn": ("withdraw", "submitted", "withdrawn", "drc:hebei", "ndrc", True),
+    "carried_over": ("carry_over", "follow_up_batch", "drafted", "drc:hebei", "gov:hebei", False),
+}
+RECIPIENTS = {
+    "reminder": "drc:hebei",
+    "shortfall": "gov:hebei",
+    "deadline_summary": "ndrc",
+    "batch_opened": "drc:hebei",
+    "milestone": "gov:hebei",
+}
+LAPSED = [
+    {"id": "nom-0007", "name": "保定市", "kind": "city", "from_state": "approved"},
+    {
+        "id": "nom-0009",
+        "name": "曹妃甸经济技术开发区",
+        "kind": "park",
+        "from_state": "provincial_approval",
+    },
+]
+SUMMARY = [
+    ("hebei", 3, ["唐山市", "张家口市"]),
+    ("shanxi", 2, ["太原市", "晋城经济技术开发区"]),
+    ("inner_mongolia", 3, ["包头市"]),
+    ("jiangsu", 3, ["南京市", "苏州工业园区", "常州市"]),
+    ("xinjiang", 2, []),
+]
+
+
+def province(slug: str, locale: str) -> dict[str, str]:
+    return {"slug": slug, "name": PROVINCE_NAMES[slug][locale]}
+
+
+def context(kind: str, locale: str, name: str = "唐山市") -> dict[str, Any]:
+    """The full context the engine passes for one notice (DESIGN §4)."""
+    text = TEXT[locale]
+    recipient = TRANSITIONS[kind][4] if kind in TRANSITIONS else RECIPIENTS[kind]
+    ctx: dict[str, Any] = {
+        "program_title": text["title"],
+        "batch": dict(SECOND if kind in ("carried_over", "batch_opened") else FIRST),
+        "recipient": {"actor": recipient, "name": text[recipient]},
+        "sent_at": "2023-11-02 10:30 (UTC+08:00)",
+    }
+    nomination = {
+        "id": "nom-0003",
+        "name": name,
+        "kind": text["city"],
+        "level": "prefecture",
+        "state": "confirmed",
+        "province": province("hebei", locale),
+    }
+    if kind in TRANSITIONS:
+        event, from_state, to_state, actor, _, with_reason = TRANSITIONS[kind]
+        nomination["state"] = to_state
+        ctx |= {
+            "nomination": nomination,
+            "actor": {"actor": actor, "name": text[actor]},
+            "event": event,
+            "from_state": from_state,
+            "to_state": to_state,
+            "reason": text["reason"] if with_reason else None,
+        }
+        if kind == "carried_over":
+            ctx["from_batch"] = FIRST["id"]
+    elif kind == "reminder":
+        ctx |= {
+            "province": province("hebei", locale),
+            "quota": 3,
+            "used": 1,
+            "left": 2,
+            "days_left": 6,
+            "hours_left": 15,
+        }
+    elif kind == "shortfall":
+        lapsed = [item | {"kind": text[item["kind"]]} for item in LAPSED]
+        ctx |= {"province": province("hebei", locale), "quota": 3, "used": 1, "lapsed": lapsed}
+    elif kind == "deadline_summary":
+        ctx["provinces"] = [
+            {"province": province(slug, locale), "quota": quota, "used": len(names), "names": names}
+            for slug, quota, names in SUMMARY
+        ]
+        ctx["total_quota"] = sum(quota for _, quota, _ in SUMMARY)
+        ctx["total_used"] = sum(len(names) for _, _, names in SUMMARY)
+    elif kind == "batch_opened":
+        ctx |= {"province": province("hebei", locale), "quota": 2}
+    elif kind == "milestone":
+        ctx["nomination"] = nomination
+        ctx["milestone"] = {
+            "year": 2025,
+            "objective": text["objective"],
+            "due": "2025-12-31 00:00 (UTC+08:00)",
+        }
+    else:  # pragma: no cover - a kind this module does not know
+        raise AssertionError(kind)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def _render(renderer: Renderer, kind: str, locale: str, **changes: Any) -> RenderedNotice:
+    return renderer.render(kind, locale, context(kind, locale) | changes)
+
+
+# --- what ships ----------------------------------------------------------------------
+
+
+def test_every_kind_has_its_three_templates_in_each_locale_and_nothing_else() -> None:
+    expected = {f"{kind}.{part}.j2" for kind in ALL_KINDS for part in PARTS}
+    for locale in LOCALES:
+        shipped = {p.name for p in (TEMPLATES / locale).iterdir() if not p.name.startswith("_")}
+        assert shipped == expected, locale
+
+
+def test_check_compiles_every_shipped_template(renderer: Renderer) -> None:
+    renderer.check(ALL_KINDS)
+
+
+def test_every_notice_kind_the_shipped_programme_declares_has_templates() -> None:
+    assert set(load_program().notice_kinds) <= set(ALL_KINDS)
+
+
+def test_no_template_marks_data_safe() -> None:
+    for path in TEMPLATES.rglob("*.j2"):
+        assert "|safe" not in path.read_text(encoding="utf-8").replace(" ", ""), path
+
+
+# --- content ---------------------------------------------------------------------------
+
+
+def _expected_in_body(kind: str, ctx: dict[str, Any]) -> list[str]:
+    """What a reader must find in both the text and the HTML of a notice."""
+    wanted = [
+        ctx["program_title"],
+        ctx["batch"]["id"],
+        ctx["batch"]["deadline"],
+        ctx["recipient"]["name"],
+    ]
+    if "nomination" in ctx:
+        wanted += [ctx["nomination"]["name"], ctx["nomination"]["province"]["name"]]
+    if "actor" in ctx:
+        wanted.append(ctx["actor"]["name"])
+    if ctx.get("reason"):
+        wanted += ctx["reason"].splitlines()
+    if "province" in ctx:
+        wanted.append(ctx["province"]["name"])
+    if kind == "carried_over":
+        wanted.append(ctx["from_batch"])
+    if kind == "shortfall":
+        wanted += [item["name"] for item in ctx["lapsed"]]
+    if kind == "deadline_summary":
+        for row in ctx["provinces"]:
+            wanted += [row["province"]["name"], *row["names"]]
+    if kind == "milestone":
+        wanted += [
+            str(ctx["milestone"]["year"]),
+            ctx["milestone"]["objective"],
+            ctx["milestone"]["due"],
+        ]
+    return wanted
+
+
+def _escaped(value: str) -> str:
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_every_kind_renders_what_a_reader_needs(renderer: Renderer, kind: str, locale: str) -> None:
+    ctx = context(kind, locale)
+    notice = renderer.render(kind, locale, ctx)
+
+    assert notice.subject and notice.subject == notice.subject.strip()
+    assert "\n" not in notice.subject and "\r" not in notice.subject
+    assert ctx["program_title"] in notice.subject
+    subject_names = ctx["nomination"]["name"] if "nomination" in ctx else None
+    if kind in PROVINCE_KINDS and kind != "deadline_summary":
+        subject_names = ctx["province"]["name"]
+    if subject_names is not None:
+        assert subject_names in notice.subject
+
+    for value in _expected_in_body(kind, ctx):
+        assert value in notice.text, (value, notice.text)
+        assert _escaped(value) in notice.html, (value, notice.html)
+    assert "{{" not in notice.text + notice.html and "{%" not in notice.text + notice.html
+    assert "None" not in notice.text and "None" not in notice.html
+    assert "&amp;lt;" not in notice.html  # nothing escaped twice
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_html_is_a_balanced_self_contained_document(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    html = renderer.render(kind, locale, context(kind, locale)).html
+    assert html.lstrip().startswith("<!DOCTYPE html>")
+    assert f'<html lang="{locale}">' in html
+    assert '<meta charset="utf-8">' in html
+    for external in ("http:", "https:", "src=", "<link", "<style", "<script", "url("):
+        assert external not in html.lower(), external
+    TagBalance.check(html)
+
+
+class TagBalance(HTMLParser):
+    """Every element the templates open is closed, in order."""
+
+    VOID = frozenset({"br", "meta", "hr", "img", "input", "link"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack)
+        self.stack.pop()
+
+    @classmethod
+    def check(cls, html: str) -> None:
+        parser = cls()
+        parser.feed(html)
+        parser.close()
+        assert parser.stack == []
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_multi_line_reason_keeps_its_lines_and_breaks_safely_in_html(
+    renderer: Renderer, locale: str
+) -> None:
+    reason = "第一条：材料不全。\r\n第二条：<b>数据</b> & 核算\n\n第三条：请于月底前补充。"
+    notice = _render(renderer, "rejected", locale, reason=reason)
+    for line in reason.splitlines():
+        assert line in notice.text
+    assert (
+        "第一条：材料不全。<br>第二条：&lt;b&gt;数据&lt;/b&gt; &amp; 核算<br><br>第三条"
+        in notice.html
+    )
+    assert "<b>" not in notice.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", NOMINATION_KINDS)
+@pytest.mark.parametrize("from_state", ["approved", "submitted"])
+def test_plain_text_paragraphs_are_separated_by_one_blank_line(
+    renderer: Renderer, kind: str, locale: str, from_state: str
+) -> None:
+    text = _render(renderer, kind, locale, from_state=from_state, reason="一\n二").text
+    assert "\n\n\n" not in text and text.endswith("\n") and not text.endswith("\n\n")
+    lines = text.splitlines()
+    for index, line in enumerate(lines[1:], start=1):
+        if line.endswith(("：", ":")) and not line[0].isspace():
+            assert lines[index - 1] == "", (line, text)  # a section label starts a block
+    # a paragraph ending in a conditional sentence still ends with its blank line
+    for sentence in ("的试点名额。", "counts against the quota of Hebei."):
+        for position in (m.end() for m in re.finditer(re.escape(sentence), text)):
+            assert text[position : position + 2] == "\n\n", text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ["approved", "sent_for_approval", "submitted", "confirmed"])
+def test_no_reason_block_when_none_is_given(renderer: Renderer, kind: str, locale: str) -> None:
+    plain = _render(renderer, kind, locale, reason=None)
+    given = _render(renderer, kind, locale, reason="备注")
+    assert "备注" not in plain.text and "备注" in given.text and "备注" in given.html
+    assert len(given.text.splitlines()) > len(plain.text.splitlines())
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_withdrawal_from_submitted_says_the_place_is_free_again(
+    renderer: Renderer, locale: str
+) -> None:
+    freed = {"zh-CN": "不再占用", "en": "no longer counts against the quota"}[locale]
+    assert freed in _render(renderer, "withdrawn", locale).text
+    early = _render(renderer, "withdrawn", locale, from_state="approved")
+    assert freed not in early.text and freed not in early.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_shortfall_without_lapsed_nominations_says_so(renderer: Renderer, locale: str) -> None:
+    notice = _render(renderer, "shortfall", locale, lapsed=[])
+    assert {"zh-CN": "没有截止时尚未报送的申报", "en": "had no unsubmitted nominations"}[
+        locale
+    ] in notice.text
+    assert "<ol" not in notice.html
+
+
+@pytest.mark.parametrize(
+    ("locale", "days", "hours", "shown"),
+    [
+        ("zh-CN", 6, 15, "6 天 15 小时"),
+        ("zh-CN", 7, 0, "还有 7 天。"),
+        ("zh-CN", 0, 5, "还有 5 小时。"),
+        ("zh-CN", 0, 0, "不足 1 小时"),
+        ("en", 6, 15, "in 6 days and 15 hours."),
+        ("en", 1, 1, "in 1 day and 1 hour."),
+        ("en", 14, 0, "in 14 days."),
+        ("en", 0, 0, "in less than one hour."),
+    ],
+)
+def test_a_reminder_shows_the_time_left(
+    renderer: Renderer, locale: str, days: int, hours: int, shown: str
+) -> None:
+    notice = _render(renderer, "reminder", locale, days_left=days, hours_left=hours)
+    assert shown in notice.text
+
+
+def test_english_counts_agree_in_number(renderer: Renderer) -> None:
+    one = _render(renderer, "batch_opened", "en", quota=1)
+    assert "a quota of 1 place." in one.text and "1 place for" in one.subject
+    two = _render(renderer, "reminder", "en", quota=2, used=1, left=1)
+    assert "a quota of 2 places, of which 1 is used" in two.text and "1 remains" in two.text
+
+
+# --- escaping and header safety ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ["approved", "milestone", "submitted"])
+def test_a_hostile_name_is_escaped_in_html_and_intact_in_text(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    name = "<script>alert(1)</script>"
+    notice = renderer.render(kind, locale, context(kind, locale, name=name))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in notice.html
+    assert "<script>" not in notice.html
+    assert name in notice.text
+    assert name in notice.subject
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_hostile_data_in_lists_is_escaped(renderer: Renderer, locale: str) -> None:
+    ctx = context("deadline_summary", locale)
+    ctx["provinces"][0]["names"] = ['<img src=x onerror="alert(1)">']
+    html = renderer.render("deadline_summary", locale, ctx).html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html and "<img" not in html
+    lapsed = [{"id": "n1", "name": "<b>x</b>", "kind": "city", "from_state": "drafted"}]
+    html = _render(renderer, "shortfall", locale, lapsed=lapsed).html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ["approved", "carried_over", "milestone"])
+def test_a_name_with_a_line_break_cannot_add_a_mail_header(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    name = "唐山市\r\nBcc: x@y"
+    subject = renderer.render(kind, locale, context(kind, locale, name=name)).subject
+    assert "\r" not in subject and "\n" not in subject
+    assert "唐山市 Bcc: x@y" in subject
+
+
+# --- missing variables ---------------------------------------------------------------------
+
+
+def _top_level_cases() -> list[tuple[str, str, str]]:
+    return [
+        (kind, locale, variable)
+        for kind in ALL_KINDS
+        for locale in LOCALES
+        for variable in context(kind, locale)
+    ]
+
+
+@pytest.mark.parametrize(("kind", "locale", "variable"), _top_level_cases())
+def test_removing_any_variable_is_a_config_error_naming_the_template(
+    renderer: Renderer, kind: str, locale: str, variable: str
+) -> None:
+    ctx = context(kind, locale)
+    del ctx[variable]
+    with pytest.raises(ConfigError) as caught:
+        renderer.render(kind, locale, ctx)
+    message = str(caught.value)
+    assert re.search(rf"template {re.escape(locale)}/{kind}\.(subject|txt|html)\.j2", message)
+    assert f"'{variable}' is undefined" in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("approved", ("nomination", "name")),
+        ("sent_back", ("actor", "name")),
+        ("submitted", ("batch", "deadline")),
+        ("withdrawn", ("recipient", "actor")),
+        ("reminder", ("province", "name")),
+        ("milestone", ("milestone", "objective")),
+        ("milestone", ("nomination", "level")),
+    ],
+)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_removing_a_nested_value_is_a_config_error_too(
+    renderer: Renderer, kind: str, path: tuple[str, str], locale: str
+) -> None:
+    ctx = copy.deepcopy(context(kind, locale))
+    del ctx[path[0]][path[1]]
+    with pytest.raises(ConfigError, match=rf"template {re.escape(locale)}/{kind}\."):
+        renderer.render(kind, locale, ctx)
+
+
+# --- operator overrides ------------------------------------------------------------------
+
+
+def test_an_override_replaces_one_template_and_the_rest_still_ships(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.subject.j2").write_text(
+        "Approved: {{ nomination.name }} ({{ batch.id }})\n", encoding="utf-8"
+    )
+    overridden = Renderer(tmp_path)
+    notice = overridden.render("approved", "en", context("approved", "en"))
+    shipped = Renderer().render("approved", "en", context("approved", "en"))
+    assert notice.subject == "Approved: 唐山市 (2023-first)"
+    assert notice.text == shipped.text and notice.html == shipped.html
+    zh = overridden.render("approved", "zh-CN", context("approved", "zh-CN"))
+    assert zh == Renderer().render("approved", "zh-CN", context("approved", "zh-CN"))
+    overridden.check(ALL_KINDS)
+
+
+def test_the_shipped_templates_render_the_same_in_the_sandbox(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    sandboxed = Renderer(tmp_path)  # an empty override folder: everything ships
+    for kind in ALL_KINDS:
+        for locale in LOCALES:
+            ctx = context(kind, locale)
+            assert sandboxed.render(kind, locale, ctx) == renderer.render(kind, locale, ctx)
+
+
+def test_an_override_may_replace_a_shared_layout(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "_layout.txt.j2").write_text(
+        "AGENCY LETTERHEAD\n{{ heading }}\n{% block message %}{% endblock %}"
+        "{% block details %}{% endblock %}",
+        encoding="utf-8",
+    )
+    notice = Renderer(tmp_path).render("confirmed", "en", context("confirmed", "en"))
+    assert notice.text.startswith("AGENCY LETTERHEAD\nNomination of 唐山市 confirmed\n")
+    assert "2023-first" in notice.text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ nomination.__class__.__init__.__globals__ }}",
+        "{{ ''.format.__globals__ }}",
+    ],
+)
+def test_a_sandbox_escape_in_an_override_is_a_config_error(tmp_path: Path, source: str) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.txt.j2").write_text(source, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"en/approved\.txt\.j2"):
+        Renderer(tmp_path).render("approved", "en", context("approved", "en"))
+
+
+def test_a_syntax_error_in_an_override_fails_check_with_template_and_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "shortfall.html.j2").write_text(
+        "<p>{{ province.name }}</p>\n<ul>\n"
+        "{% for item in lapsed %}<li>{{ item.name }}</li>\n</ul>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"template zh-CN/shortfall\.html\.j2:\d+: "):
+        Renderer(tmp_path).check(ALL_KINDS)
+    (tmp_path / "zh-CN" / "shortfall.html.j2").write_text(
+        "<p>line one</p>\n<p>{{ province.name }</p>\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"template zh-CN/shortfall\.html\.j2:2: "):
+        Renderer(tmp_path).check(ALL_KINDS)
+
+
+def test_an_override_folder_that_does_not_exist_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a folder"):
+        Renderer(tmp_path / "missing")
+
+
+def test_check_finds_a_syntax_error_in_an_overridden_layout(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "_layout.txt.j2").write_text("{% block message %}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"en/_layout\.txt\.j2"):
+        Renderer(tmp_path).check(ALL_KINDS)
+
+
+def test_the_line_in_an_error_is_a_line_of_the_template_it_names(renderer: Renderer) -> None:
+    ctx = context("approved", "en")
+    del ctx["sent_at"]  # used only by the shared layout
+    with pytest.raises(ConfigError) as caught:
+        renderer.render("approved", "en", ctx)
+    found = re.search(r"\(at (\S+?):(\d+)\)", str(caught.value))
+    assert found is not None
+    lines = (TEMPLATES / found[1]).read_text(encoding="utf-8").splitlines()
+    line = int(found[2])
+    assert line <= len(lines) and "sent_at" in lines[line - 1], (str(caught.value), len(lines))
+
+
+@pytest.mark.parametrize("source", ["{{ 1 // 0 }}", "{{ nomination.name + 1 }}"])
+def test_an_override_failing_with_a_python_error_is_a_config_error(
+    tmp_path: Path, source: str
+) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.subject.j2").write_text(source, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"en/approved\.subject\.j2"):
+        Renderer(tmp_path).render("approved", "en", context("approved", "en"))
+
+
+def test_an_override_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "approved.subject.j2").write_bytes(
+        "【{{ program_title }}】批准".encode("gbk")
+    )
+    with pytest.raises(ConfigError, match=r"zh-CN/approved\.subject\.j2"):
+        Renderer(tmp_path).check(ALL_KINDS)

@@ -413,6 +413,95 @@ def demo() -> None:
         click.get_current_context().invoke(board, batch=None)
 
 
+@cli.command()
+@json_option
+def tick() -> None:
+    """Do all timer work due at --now (or the clock), then exit."""
+    report = _engine().tick()
+
+    def human() -> None:
+        if not report.outcomes:
+            click.echo(f"nothing due at {_when(report.now)}")
+        for o in report.outcomes:
+            where = " ".join(
+                f"{key}={value}"
+                for key, value in (
+                    ("batch", o.batch),
+                    ("province", o.province),
+                    ("nomination", o.nomination),
+                )
+                if value
+            )
+            click.echo(f"{o.kind}: {o.action} ({where}; {o.notices} notices, {o.lapsed} lapsed)")
+
+    _emit(report, human)
+
+
+@cli.command()
+@click.option(
+    "--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True
+)
+def daemon(log_format: str) -> None:
+    """Run the scheduler and the notice dispatcher until SIGINT or SIGTERM."""
+    from peakpilot.notifications.channels import channel_from_settings
+    from peakpilot.workflow.daemon import Daemon, configure_logging
+
+    settings = _settings()
+    if settings.now is not None:
+        raise click.UsageError("the daemon runs on the system clock: drop --now / PEAKPILOT_NOW")
+    engine = _engine(frozen=False)
+    engine.notifier  # a broken programme, contacts file or template stops it here  # noqa: B018
+    configure_logging(log_format)
+    Daemon(
+        engine,
+        channel_from_settings(settings),
+        sweep_seconds=settings.sweep_seconds,
+        max_attempts=settings.notify_max_attempts,
+    ).run()
+
+
+@cli.command()
+@click.option("--batch", help="Only this batch.")
+@json_option
+def deadlines(batch: str | None) -> None:
+    """Pending timers, due times in the programme's time zone."""
+    timers = _engine().timers(batch)
+    _emit(timers, lambda: _console().print(_timers_table(timers)))
+
+
+@cli.group("batch")
+def batch_group() -> None:
+    """Batches of the programme."""
+
+
+@batch_group.command("open")
+@click.option("--id", "batch_id", required=True, help="The new batch's id, e.g. 2024-second.")
+@click.option("--deadline", required=True, type=Instant(), help="ISO 8601 with offset.")
+@click.option(
+    "--quotas",
+    "quotas_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="YAML mapping province: quota.",
+)
+@click.option("--as", "actor", required=True, metavar="ACTOR", help="ndrc.")
+@json_option
+def batch_open(batch_id: str, deadline: datetime, quotas_file: str, actor: str) -> None:
+    """Open a follow-up batch; its provinces are notified."""
+    from peakpilot.config.quotas import load_quotas
+
+    engine = _engine()
+    quotas = load_quotas(quotas_file, engine.program)
+    board = engine.open_batch(actor, batch_id, deadline=deadline, quotas=quotas)
+    _emit(
+        board,
+        lambda: click.echo(
+            f"opened batch {board.batch} (deadline {_when(board.deadline)}) for "
+            + ", ".join(f"{p.province} {p.quota}" for p in board.provinces)
+        ),
+    )
+
+
 @cli.group(invoke_without_command=True)
 @click.option(
     "--status",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -25,10 +25,33 @@ from peakpilot.errors import ConfigError, InvalidInput
 from peakpilot.states.guards import GUARDS
 
 SHIPPED_PROGRAM = "carbon_peak_2023.yaml"
+# The notices the scheduler's work sends; the programme says who receives each.
+TIMER_NOTICE_KINDS = ("reminder", "shortfall", "deadline_summary", "batch_opened", "milestone")
 RoleScope = Literal["national", "province", "system"]
 
 
 # --- the file's shape (parsed by pydantic, then checked as a whole) -------------------
+
+
+def _instant(value: Any) -> Any:
+    """An instant needs an offset: YAML turns an unquoted timestamp into a datetime (or a
+    bare day into a date), and anything without an offset is ambiguous."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(
+            f"{value.isoformat()} is a day, not an instant: write it like 2023-11-15T00:00:00+08:00"
+        )
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 instant, e.g. 2023-11-15T00:00:00+08:00"
+            ) from None
+    if isinstance(value, datetime) and value.utcoffset() is None:
+        raise ValueError(
+            f"{value.isoformat()} has no UTC offset: write it like 2023-11-15T00:00:00+08:00"
+        )
+    return value
 
 
 class _Strict(BaseModel):
@@ -72,6 +95,18 @@ class _TransitionFile(_Strict):
     notice: _NoticeFile | None = None
 
 
+class _MilestoneFile(_Named):
+    year: StrictInt
+    at: datetime
+    notice_days: StrictInt = Field(ge=0)
+
+    _check_at = field_validator("at", mode="before")(lambda cls, v: _instant(v))
+
+
+class _OpenBatchFile(_Strict):
+    roles: list[str] = Field(min_length=1)
+
+
 class _NominateFile(_Strict):
     roles: list[str] = Field(min_length=1)
     guards: list[str] = []
@@ -83,28 +118,7 @@ class _BatchFile(_Strict):
     reminder_days: list[StrictInt] = [14, 7, 1]
     quotas: dict[str, StrictInt] = Field(min_length=1)
 
-    @field_validator("deadline", mode="before")
-    @classmethod
-    def _parse_deadline(cls, value: Any) -> Any:
-        # YAML turns an unquoted timestamp into a datetime (or a bare day into a date);
-        # anything without an offset is ambiguous.
-        if isinstance(value, date) and not isinstance(value, datetime):
-            raise ValueError(
-                f"{value.isoformat()} is a day, not an instant: write it like "
-                "2023-11-15T00:00:00+08:00"
-            )
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(
-                    f"{value!r} is not an ISO 8601 instant, e.g. 2023-11-15T00:00:00+08:00"
-                ) from None
-        if isinstance(value, datetime) and value.utcoffset() is None:
-            raise ValueError(
-                f"{value.isoformat()} has no UTC offset: write it like 2023-11-15T00:00:00+08:00"
-            )
-        return value
+    _check_deadline = field_validator("deadline", mode="before")(lambda cls, v: _instant(v))
 
     @field_validator("reminder_days")
     @classmethod
@@ -123,6 +137,10 @@ class _ProgramFile(_Strict):
     kinds: dict[str, _KindFile] = Field(min_length=1)
     roles: dict[str, _RoleFile] = Field(min_length=1)
     nominate: _NominateFile
+    open_batch: _OpenBatchFile
+    timer_notices: dict[str, list[str]] = {}
+    milestone_event: str | None = None
+    milestones: list[_MilestoneFile] = []
     quota_counts: list[str] = Field(min_length=1)
     states: dict[str, _StateFile] = Field(min_length=2)
     transitions: list[_TransitionFile] = Field(min_length=1)
@@ -193,6 +211,16 @@ class BatchSpec:
 
 
 @dataclass(frozen=True)
+class Milestone:
+    """A progress objective; confirming a nomination starts a timer ``notice_before`` it."""
+
+    year: int
+    at: datetime
+    notice_before: timedelta
+    objective: Names
+
+
+@dataclass(frozen=True)
 class Program:
     """A validated programme. Build one with :func:`load_program` or :func:`parse_program`."""
 
@@ -205,6 +233,10 @@ class Program:
     roles: Mapping[str, Role]
     nominate_roles: tuple[str, ...]
     nominate_guards: tuple[str, ...]
+    open_batch_roles: tuple[str, ...]
+    timer_notices: Mapping[str, tuple[str, ...]]
+    milestone_event: str | None
+    milestones: tuple[Milestone, ...]
     quota_counts: tuple[str, ...]
     states: tuple[str, ...]
     initial_state: str
@@ -223,9 +255,9 @@ class Program:
 
     @cached_property
     def notice_kinds(self) -> tuple[str, ...]:
-        """Every notice kind the transitions declare (their templates must exist)."""
-        kinds = (t.notice.kind for t in self.transitions if t.notice is not None)
-        return tuple(dict.fromkeys(kinds))
+        """Every notice kind the programme declares (their templates must exist)."""
+        kinds = [t.notice.kind for t in self.transitions if t.notice is not None]
+        return tuple(dict.fromkeys([*kinds, *self.timer_notices]))
 
     @cached_property
     def _province_lookup(self) -> dict[str, Province]:
@@ -340,6 +372,19 @@ def _semantic_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...
     yield from _role_and_guard_problems(
         raw.roles, ("nominate",), raw.nominate.roles, raw.nominate.guards
     )
+    yield from _role_and_guard_problems(raw.roles, ("open_batch",), raw.open_batch.roles, ())
+    known = ", ".join(TIMER_NOTICE_KINDS)
+    for notice_kind, roles in raw.timer_notices.items():
+        if notice_kind not in TIMER_NOTICE_KINDS:
+            yield ("timer_notices", notice_kind), f"unknown timer notice {notice_kind!r} ({known})"
+        for role in roles:
+            if raw.roles.get(role, _SYSTEM_ROLE).scope == "system":
+                yield ("timer_notices", notice_kind), f"{role!r} cannot receive notices"
+    if raw.milestones and raw.milestone_event not in {t.event for t in raw.transitions}:
+        yield ("milestone_event",), "name the event that starts the milestone timers"
+    years = [m.year for m in raw.milestones]
+    if len(set(years)) != len(years):
+        yield ("milestones",), "a milestone year is given twice"
     seen_pairs: set[tuple[str, str]] = set()
     for index, transition in enumerate(raw.transitions):
         loc: tuple[str | int, ...] = ("transitions", index)
@@ -434,6 +479,18 @@ def _build(raw: _ProgramFile, source: str) -> Program:
         },
         nominate_roles=tuple(raw.nominate.roles),
         nominate_guards=tuple(raw.nominate.guards),
+        open_batch_roles=tuple(raw.open_batch.roles),
+        timer_notices={kind: tuple(roles) for kind, roles in raw.timer_notices.items()},
+        milestone_event=raw.milestone_event,
+        milestones=tuple(
+            Milestone(
+                year=m.year,
+                at=m.at,
+                notice_before=timedelta(days=m.notice_days),
+                objective=_names(m),
+            )
+            for m in raw.milestones
+        ),
         quota_counts=tuple(raw.quota_counts),
         states=tuple(raw.states),
         initial_state=next(name for name, s in raw.states.items() if s.initial),
@@ -458,6 +515,7 @@ def _build(raw: _ProgramFile, source: str) -> Program:
 __all__ = [
     "BatchSpec",
     "Kind",
+    "Milestone",
     "Names",
     "NoticeSpec",
     "Program",

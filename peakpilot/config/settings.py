@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    sweep_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     @classmethod
     def settings_customise_sources(

@@ -69,6 +69,21 @@ class Notifier:
         self.contacts = contacts
         renderer.check(program.notice_kinds)
 
+    def format(self, value: datetime) -> str:
+        return format_instant(value, self.program)
+
+    def timer_recipients(self, kind: str, province: str | None) -> list[str]:
+        """The actors the programme sends a scheduler notice ``kind`` to; provincial
+        roles are those of ``province`` (a notice about no province skips them)."""
+        actors = []
+        for role in self.program.timer_notices.get(kind, ()):
+            if self.program.roles[role].scope == "province":
+                if province is not None:
+                    actors.append(f"{role}:{province}")
+            else:
+                actors.append(role)
+        return actors
+
     def actor_name(self, actor: str, locale: str) -> str:
         role, _, province = actor.partition(":")
         spec = self.program.roles.get(role)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,8 +25,8 @@ from sqlalchemy import exc
 from sqlmodel import select
 
 from peakpilot.clock import Clock, SystemClock, require_aware
-from peakpilot.config.program import Program, load_program, parse_program
-from peakpilot.errors import Conflict, InvalidInput, NotFound, Refused
+from peakpilot.config.program import Names, Program, load_program, parse_program
+from peakpilot.errors import Conflict, InvalidInput, NotFound, NotPermitted, Refused
 from peakpilot.notifications.channels import Channel, DeliveryError
 from peakpilot.notifications.compose import BatchInfo, Notifier
 from peakpilot.notifications.contacts import Contacts, load_contacts
@@ -47,18 +50,24 @@ from peakpilot.workflow.snapshots import (
     Notice,
     NoticeDetail,
     ProvinceBoard,
+    TickReport,
+    Timer,
     to_jsonable,
 )
-from peakpilot.workflow.store import Store
+from peakpilot.workflow.store import OPEN, Store
 from peakpilot.workflow.tables import (
     AuditRecordRow,
+    BatchRow,
     IdempotencyRow,
     NominationRow,
     NoticeRow,
     ProgramRow,
+    TimerRow,
 )
+from peakpilot.workflow.timers import TimerWork, batch_timers, milestone_timers
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # One machine per programme text, shared by every Engine of the process.
 _WORKFLOWS: dict[str, Workflow] = {}
@@ -319,6 +328,8 @@ class Engine:
             to_state=to_state,
             batch_id=batch_id,
         )
+        if event == self.program.milestone_event:
+            store.add_timers(milestone_timers(self.program, row.id, batch_id, row.province, now))
         target_batch = store.batch(batch_id)
         store.add_notices(
             self.notifier.for_event(
@@ -361,7 +372,8 @@ class Engine:
             context = self._context(store, row, None, now, None, lock=False)
             allowed = self.workflow.allowed_events(current, resolved, context)
             history = self._history(store.history(row.id))
-        return NominationDetail(current, tuple(allowed), tuple(history), ())
+            timers = [self._timer(t) for t in store.pending_timers(nomination=row.id)]
+        return NominationDetail(current, tuple(allowed), tuple(history), tuple(timers))
 
     def list(
         self,
@@ -425,6 +437,108 @@ class Engine:
                 first_broken=BrokenRecord(broken.nomination, broken.seq, broken.problem),
             )
 
+    # -- deadlines and batches -------------------------------------------------------------
+
+    def tick(
+        self, now: datetime | None = None, *, stop: threading.Event | None = None
+    ) -> TickReport:
+        """Do every timer due at ``now`` (the clock's time by default), in due order.
+
+        Each timer and its effects commit together, so a tick interrupted at any point
+        leaves each timer done once or not at all; a second tick for the same ``now``
+        finds nothing due and changes nothing.
+        """
+        now = require_aware(now, "tick time") if now is not None else self._now()
+        program, notifier = self.program, self.notifier
+        outcomes = []
+        while stop is None or not stop.is_set():
+            with self._unique_names(), self._db.write() as session:
+                store = Store(session, program)
+                timer = store.next_due_timer(now)
+                if timer is None:
+                    break
+                outcome = TimerWork(store, notifier, now).run(timer)
+                store.finish_timer(timer, now)
+            outcomes.append(outcome)
+        return TickReport(self._local(now), tuple(outcomes))
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest pending timer falls due (what the daemon sleeps until)."""
+        with self._db.read() as session:
+            due = Store(session, self.program).next_due_at()
+        return None if due is None else self._local(due)
+
+    def timers(self, batch: str | None = None) -> builtins.list[Timer]:
+        """Pending timers in due order, of one batch or of all."""
+        with self._db.read() as session:
+            store = Store(session, self.program)
+            if batch is not None:
+                store.batch(batch)
+            return [self._timer(t) for t in store.pending_timers(batch=batch)]
+
+    def open_batch(
+        self,
+        actor: Actor | str,
+        batch_id: str,
+        *,
+        deadline: datetime,
+        quotas: Mapping[str, int],
+    ) -> Board:
+        """Open a follow-up batch with its quotas and timers, and tell the provinces."""
+        program = self.program
+        actor = self._actor(actor)
+        if actor.role not in program.open_batch_roles:
+            raise NotPermitted(
+                f"{actor} may not open a batch: only {' or '.join(program.open_batch_roles)} may"
+            )
+        if not BATCH_ID.match(batch_id):
+            raise InvalidInput(
+                f"batch id {batch_id!r}: use 1 to 64 letters, digits, '.', '_' or '-'"
+            )
+        deadline_at = require_aware(deadline, "the deadline")
+        now = self._now()
+        if deadline_at <= now:
+            raise Refused(
+                f"cannot open batch {batch_id}: its deadline "
+                f"{self._local(deadline_at).isoformat()} is not in the future"
+            )
+        resolved = {}
+        for province, quota in quotas.items():
+            slug = program.province(province).slug
+            if isinstance(quota, bool) or not isinstance(quota, int) or quota < 1:
+                raise InvalidInput(f"the quota of {slug} must be a whole number of at least 1")
+            resolved[slug] = quota
+        if not resolved:
+            raise InvalidInput("give at least one province a quota")
+        with self._unique_names(), self._db.write() as session:
+            store = Store(session, program)
+            if session.get(BatchRow, batch_id) is not None:
+                raise Refused(f"cannot open batch {batch_id}: a batch of that id exists")
+            row = BatchRow(
+                id=batch_id,
+                program_id=program.id,
+                position=0,
+                deadline_at=deadline_at,
+                status=OPEN,
+                opened_at=now,
+            )
+            store.open_batch(row, resolved)
+            store.add_timers(batch_timers(program, batch_id, deadline_at, now, skip_past=True))
+            info = BatchInfo(batch_id, deadline_at)
+            outgoing = []
+            for slug, quota in resolved.items():
+                province_names = program.provinces[slug].names
+                outgoing += self.notifier.compose(
+                    "batch_opened",
+                    self.notifier.timer_recipients("batch_opened", slug),
+                    partial(_batch_opened_context, slug, province_names, quota),
+                    at=now,
+                    batch=info,
+                    dedupe=(batch_id, slug),
+                )
+            store.add_notices(outgoing, now)
+        return self.board(batch_id)
+
     # -- notices -------------------------------------------------------------------------
 
     def notices(self, status: str | None = None) -> builtins.list[Notice]:
@@ -458,7 +572,12 @@ class Engine:
             return self._notice(row)
 
     def dispatch_notices(
-        self, channel: Channel, *, max_attempts: int = 8, batch_size: int = 50
+        self,
+        channel: Channel,
+        *,
+        max_attempts: int = 8,
+        batch_size: int = 50,
+        stop: threading.Event | None = None,
     ) -> DispatchReport:
         """Send every notice due now through ``channel``; failures stay in the outbox.
 
@@ -467,8 +586,10 @@ class Engine:
         """
         counts = {outbox.SENT: 0, outbox.FAILED: 0, outbox.DEAD: 0}
         while True:
-            with self._db.write() as session:
-                claimed = outbox.claim_due(session, self._now(), batch_size)
+            claimed = []
+            if stop is None or not stop.is_set():  # a daemon stopping claims nothing new
+                with self._db.write() as session:
+                    claimed = outbox.claim_due(session, self._now(), batch_size)
             if not claimed:
                 return DispatchReport(
                     counts[outbox.SENT], counts[outbox.FAILED], counts[outbox.DEAD]
@@ -517,6 +638,16 @@ class Engine:
             version=row.version,
             created_at=self._local(row.created_at),
             updated_at=self._local(row.updated_at),
+        )
+
+    def _timer(self, row: TimerRow) -> Timer:
+        return Timer(
+            id=row.id,
+            kind=row.kind,
+            due_at=self._local(row.due_at),
+            batch=row.batch_id,
+            province=row.province,
+            nomination=row.nomination_id,
         )
 
     def _notice(self, row: NoticeRow) -> Notice:
@@ -601,3 +732,7 @@ class Engine:
             raise Conflict(
                 "another writer changed the same records at the same time: try again"
             ) from None
+
+
+def _batch_opened_context(slug: str, names: Names, quota: int, locale: str) -> dict[str, Any]:
+    return {"province": {"slug": slug, "name": names.get(locale)}, "quota": quota}

@@ -9,7 +9,8 @@ from sqlmodel import Session, col, select
 from peakpilot.config.program import Program
 from peakpilot.errors import Refused
 from peakpilot.workflow.store import OPEN
-from peakpilot.workflow.tables import BatchRow, NominationRow, ProgramRow, QuotaRow
+from peakpilot.workflow.tables import BatchRow, NominationRow, ProgramRow, QuotaRow, TimerRow
+from peakpilot.workflow.timers import DEADLINE, PENDING, REMINDER, batch_due_at, batch_timers
 
 
 def store_program(session: Session, program: Program, now: datetime) -> bool:
@@ -67,10 +68,21 @@ def _store_first_batch(session: Session, program: Program, now: datetime) -> boo
             QuotaRow(batch_id=spec.id, province=province, quota=quota)
             for province, quota in spec.quotas.items()
         )
+        # All its timers, past ones included: a 2023 batch loaded later still does its
+        # deadline work when ticked (a reminder due after the deadline sends nothing).
+        session.add_all(batch_timers(program, spec.id, spec.deadline_at, now, skip_past=False))
         return True
     changed = False
     if batch.deadline_at != spec.deadline_at:
         batch.deadline_at = spec.deadline_at
+        for timer in session.exec(
+            select(TimerRow).where(
+                col(TimerRow.batch_id) == spec.id,
+                col(TimerRow.status) == PENDING,
+                col(TimerRow.kind).in_((REMINDER, DEADLINE)),
+            )
+        ):
+            timer.due_at = batch_due_at(timer, spec.deadline_at)
         changed = True
     existing = {
         row.province: row

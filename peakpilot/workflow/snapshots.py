@@ -50,6 +50,28 @@ class Timer:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TimerOutcome:
+    """What one due timer did: for the tick's report and the daemon's log."""
+
+    timer: str
+    kind: str
+    batch: str
+    province: str | None
+    nomination: str | None
+    action: str
+    notices: int = 0
+    lapsed: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TickReport:
+    """Everything one tick did, in due order."""
+
+    now: datetime
+    outcomes: tuple[TimerOutcome, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class NominationDetail:
     """A nomination with what ``show`` adds: the events the asking actor could fire now,
     its history (oldest first) and its pending timers."""

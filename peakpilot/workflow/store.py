@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from peakpilot.config.program import Program
@@ -27,11 +29,28 @@ from peakpilot.workflow.tables import (
     NominationRow,
     NoticeRow,
     QuotaRow,
+    TimerRow,
 )
 
 OPEN, CLOSED = "open", "closed"
 _ID = re.compile(r"^[0-9a-f]{16}$")  # new_id() ids
 _MAX_BATCH_ID = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    quota: int
+    used: int
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    id: str
+    province: str
+    kind: str
+    name: str
+    from_state: str
 
 
 class Store:
@@ -240,6 +259,162 @@ class Store:
             quota=quota,
             name_taken=self.name_taken(newest.id, row.province, row.kind, row.name),
         )
+
+    def usage(self, batch_id: str) -> dict[str, Usage]:
+        """Each province with a quota in the batch: its quota, and the nominations that use
+        its places (names in creation order), in the programme's province order."""
+        quotas = self.quotas(batch_id)
+        names: dict[str, list[str]] = {province: [] for province in quotas}
+        query = (
+            select(NominationRow.province, NominationRow.name)
+            .where(
+                col(NominationRow.batch_id) == batch_id,
+                col(NominationRow.state).in_(self.program.quota_counts),
+            )
+            .order_by(col(NominationRow.id))
+        )
+        for province, name in self.session.exec(query):
+            names.setdefault(province, []).append(name)
+        return {
+            province: Usage(quotas[province], len(names[province]), tuple(names[province]))
+            for province in self.program.provinces
+            if province in quotas
+        }
+
+    def open_batch(self, row: BatchRow, quotas: dict[str, int]) -> None:
+        row.position = (self.session.exec(select(func.max(col(BatchRow.position)))).one() or 0) + 1
+        self.session.add(row)
+        self.session.flush()
+        self.session.add_all(
+            QuotaRow(batch_id=row.id, province=province, quota=quota)
+            for province, quota in quotas.items()
+        )
+
+    def close_batch(self, batch_id: str, now: datetime) -> None:
+        """The deadline work ran: refuse what needs an open batch, drop pending reminders."""
+        batch = self.batch(batch_id)
+        batch.status, batch.closed_at = CLOSED, now
+        self.session.execute(
+            update(TimerRow)
+            .where(
+                col(TimerRow.batch_id) == batch_id,
+                col(TimerRow.kind) == "reminder",
+                col(TimerRow.status) == "pending",
+            )
+            .values(status="cancelled", done_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    def lapse(
+        self,
+        batch_id: str,
+        from_states: Iterable[str],
+        to_state: str,
+        *,
+        event: str,
+        actor: str,
+        at: datetime,
+    ) -> list[Lapsed]:
+        """Move every nomination of the batch in ``from_states`` to ``to_state`` with one
+        audit record each: one locking read, one bulk UPDATE, one bulk INSERT."""
+        table = NominationRow.__table__  # type: ignore[attr-defined]
+        rows = self.session.execute(
+            sa_select(
+                table.c.id,
+                table.c.province,
+                table.c.kind,
+                table.c.name,
+                table.c.state,
+                table.c.version,
+                table.c.audit_head,
+            )
+            .where(table.c.batch_id == batch_id, table.c.state.in_(tuple(from_states)))
+            .order_by(table.c.id)
+            .with_for_update()
+        ).all()
+        if not rows:
+            return []
+        records = [
+            _audit_record(
+                nomination_id=r.id,
+                seq=r.version + 1,
+                event=event,
+                from_state=r.state,
+                to_state=to_state,
+                actor=actor,
+                at=at,
+                reason=None,
+                batch_id=batch_id,
+                prev_hash=r.audit_head,
+            )
+            for r in rows
+        ]
+        self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                state=to_state,
+                version=bindparam("b_version"),
+                audit_head=bindparam("b_head"),
+                updated_at=at,
+            ),
+            [
+                {"b_id": r.id, "b_version": r.version + 1, "b_head": record.hash}
+                for r, record in zip(rows, records, strict=True)
+            ],
+        )
+        audit_table = AuditRecordRow.__table__  # type: ignore[attr-defined]
+        self.session.execute(
+            insert(audit_table),
+            [
+                {column.name: getattr(record, column.name) for column in audit_table.columns}
+                for record in records
+            ],
+        )
+        return [Lapsed(r.id, r.province, r.kind, r.name, r.state) for r in rows]
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def add_timers(self, timers: Iterable[TimerRow]) -> None:
+        self.session.add_all(timers)
+
+    def next_due_timer(self, now: datetime) -> TimerRow | None:
+        """The earliest due pending timer, locked; one another daemon holds is skipped."""
+        query = (
+            select(TimerRow)
+            .where(col(TimerRow.status) == "pending", col(TimerRow.due_at) <= now)
+            .order_by(col(TimerRow.due_at), col(TimerRow.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        return self.session.exec(query).first()
+
+    def finish_timer(self, timer: TimerRow, now: datetime) -> None:
+        timer.status, timer.done_at = "done", now
+
+    def later_due_reminder(self, batch_id: str, due_at: datetime, now: datetime) -> bool:
+        query = select(TimerRow.id).where(
+            col(TimerRow.batch_id) == batch_id,
+            col(TimerRow.kind) == "reminder",
+            col(TimerRow.status) == "pending",
+            col(TimerRow.due_at) > due_at,
+            col(TimerRow.due_at) <= now,
+        )
+        return self.session.exec(query).first() is not None
+
+    def pending_timers(
+        self, *, batch: str | None = None, nomination: str | None = None
+    ) -> list[TimerRow]:
+        query = select(TimerRow).where(col(TimerRow.status) == "pending")
+        if batch is not None:
+            query = query.where(col(TimerRow.batch_id) == batch)
+        if nomination is not None:
+            query = query.where(col(TimerRow.nomination_id) == nomination)
+        return list(self.session.exec(query.order_by(col(TimerRow.due_at), col(TimerRow.id))))
+
+    def next_due_at(self) -> datetime | None:
+        query = select(func.min(col(TimerRow.due_at))).where(col(TimerRow.status) == "pending")
+        return self.session.exec(query).one()
 
     # -- the outbox -----------------------------------------------------------------------
 

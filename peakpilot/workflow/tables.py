@@ -130,3 +130,25 @@ class NoticeRow(SQLModel, table=True):
     batch_id: str | None = Field(default=None, max_length=64)
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class TimerRow(SQLModel, table=True):
+    """A durable timer: the database, not the scheduler, remembers what is due.
+
+    ``unique_key`` (e.g. ``2023-first/reminder/7``) keeps the same timer from existing
+    twice, however often the batch or nomination that starts it is processed."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_due", "status", "due_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    unique_key: str = Field(unique=True, max_length=255)
+    kind: str = Field(max_length=32)
+    due_at: datetime
+    batch_id: str = Field(foreign_key="batches.id", max_length=64)
+    province: str | None = Field(default=None, max_length=32)
+    nomination_id: str | None = Field(default=None, foreign_key="nominations.id", max_length=32)
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    status: str = Field(max_length=16)
+    done_at: datetime | None = None
+    created_at: datetime

@@ -1,0 +1,235 @@
+"""The daemon: APScheduler wakes the engine; the database remains the only truth.
+
+APScheduler holds three jobs whatever the number of timers: a wake-up re-armed at the
+earliest pending due time, a periodic sweep (which also sees timers other processes
+created, and catches up after downtime), and the notice dispatcher. All three run on one
+worker thread, so a tick and a dispatch never overlap in one process. Job store: memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from peakpilot.errors import PeakpilotError, Refused
+from peakpilot.notifications.channels import Channel
+from peakpilot.workflow.database import masked
+from peakpilot.workflow.engine import Engine
+
+log = logging.getLogger("peakpilot.daemon")
+WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
+
+
+class Daemon:
+    """Runs ticks and dispatches until :meth:`stop` (or SIGTERM / SIGINT)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        channel: Channel,
+        *,
+        sweep_seconds: float = 5.0,
+        max_attempts: int = 8,
+    ) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.sweep_seconds = sweep_seconds
+        self.max_attempts = max_attempts
+        self.stopping = threading.Event()
+        self.scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+
+    def run(self) -> None:
+        """Block until stopped. The first sweep runs at once: it catches up on whatever
+        fell due while no daemon was running."""
+        with _single_daemon(self.engine):
+            previous = {
+                sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+            }
+            try:
+                now = datetime.now(UTC)
+                self.scheduler.add_job(
+                    self._work, "interval", seconds=self.sweep_seconds, id=SWEEP, next_run_time=now
+                )
+                self.scheduler.add_job(
+                    self._dispatch,
+                    "interval",
+                    seconds=self.sweep_seconds,
+                    id=DISPATCH,
+                    next_run_time=now,
+                )
+                log.info(
+                    "daemon started",
+                    extra={
+                        "fields": {
+                            "database": masked(self.engine.database.engine.url),
+                            "sweep_seconds": self.sweep_seconds,
+                        }
+                    },
+                )
+                self.scheduler.start()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        log.info("daemon stopped")
+
+    def stop(self) -> None:
+        """Finish the work in hand, then return from :meth:`run`."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def job_count(self) -> int:
+        return len(self.scheduler.get_jobs())
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        self.stopping.set()
+        # shutdown() waits for the job in hand; run it off the signal handler's frame
+        threading.Thread(target=self.stop, name="peakpilot-stop").start()
+
+    def _work(self) -> None:
+        """Do every due timer, send what that produced, and re-arm the wake-up."""
+        if self.stopping.is_set():
+            return
+        try:
+            report = self.engine.tick()
+            for outcome in report.outcomes:
+                log.info(
+                    outcome.action,
+                    extra={
+                        "fields": {
+                            "timer": outcome.kind,
+                            "batch": outcome.batch,
+                            "province": outcome.province,
+                            "nomination": outcome.nomination,
+                            "notices": outcome.notices,
+                            "lapsed": outcome.lapsed,
+                        }
+                    },
+                )
+            if report.outcomes:
+                self._dispatch()
+            self._rearm()
+        except PeakpilotError as error:  # e.g. the database is unreachable: next sweep retries
+            log.error("tick failed: %s", error)
+        except Exception as error:  # keep the daemon alive; the sweep retries
+            log.exception("tick failed unexpectedly: %s", error)
+
+    def _dispatch(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            report = self.engine.dispatch_notices(
+                self.channel, max_attempts=self.max_attempts, stop=self.stopping
+            )
+            if report.sent or report.failed or report.dead:
+                log.info(
+                    "notices dispatched",
+                    extra={
+                        "fields": {
+                            "sent": report.sent,
+                            "failed": report.failed,
+                            "dead": report.dead,
+                        }
+                    },
+                )
+        except PeakpilotError as error:
+            log.error("dispatch failed: %s", error)
+        except Exception as error:
+            log.exception("dispatch failed unexpectedly: %s", error)
+
+    def _rearm(self) -> None:
+        due = self.engine.next_due_at()
+        if due is None:
+            if self.scheduler.get_job(WAKE) is not None:
+                self.scheduler.remove_job(WAKE)
+            return
+        self.scheduler.add_job(self._work, "date", run_date=due, id=WAKE, replace_existing=True)
+
+
+@contextlib.contextmanager
+def _single_daemon(engine: Engine) -> Iterator[None]:
+    """On SQLite, hold an OS lock beside the database file for the daemon's lifetime.
+
+    The kernel drops it when the process dies, so a restart right after a crash is never
+    refused; PostgreSQL needs no such guard (daemons share work with SKIP LOCKED)."""
+    url = engine.database.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        yield
+        return
+    path = Path(f"{url.database}.daemon.lock")
+    handle: IO[str] = open(path, "a+")  # noqa: SIM115  (held for the daemon's lifetime)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise Refused(
+                f"a daemon is already running on {url.database} (pid {holder}); "
+                "one daemon per SQLite database"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: at, level, message and the action's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+class PlainFormatter(logging.Formatter):
+    """``time level message key=value ...`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(
+            f"{key}={value}"
+            for key, value in getattr(record, "fields", {}).items()
+            if value is not None
+        )
+        at = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds")
+        line = f"{at} {record.levelname.lower()} {record.getMessage()}"
+        return f"{line} {fields}" if fields else line
+
+
+def configure_logging(fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
+    root = logging.getLogger("peakpilot")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False

@@ -1,0 +1,260 @@
+"""Durable timers and the work they do when due.
+
+Timers are rows: opening a batch writes its reminders and its deadline, confirming a
+nomination writes its milestones. ``Engine.tick`` takes due timers one at a time, each in
+its own transaction with the work it triggers, so a crash loses or repeats nothing: a
+timer is done exactly when its effects are committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from peakpilot.config.program import Milestone, Program
+from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
+from peakpilot.workflow.ids import new_id
+from peakpilot.workflow.snapshots import TimerOutcome
+from peakpilot.workflow.store import Lapsed, Store, Usage
+from peakpilot.workflow.tables import BatchRow, NominationRow, TimerRow
+
+REMINDER, DEADLINE, MILESTONE = "reminder", "deadline", "milestone"
+PENDING, DONE, CANCELLED = "pending", "done", "cancelled"
+LAPSE_EVENT, SYSTEM = "lapse", "system"
+
+
+def _timer(
+    key: str, kind: str, due_at: datetime, batch_id: str, now: datetime, **fields: Any
+) -> TimerRow:
+    payload = fields.pop("payload", {})
+    return TimerRow(
+        id=new_id(),
+        unique_key=key,
+        kind=kind,
+        due_at=due_at,
+        batch_id=batch_id,
+        payload=json.dumps(payload),
+        status=PENDING,
+        created_at=now,
+        **fields,
+    )
+
+
+def batch_timers(
+    program: Program, batch_id: str, deadline_at: datetime, now: datetime, *, skip_past: bool
+) -> list[TimerRow]:
+    """The reminders (``reminder_days`` before) and the deadline of a batch.
+
+    ``skip_past`` leaves out reminders already due: a batch opened late sends no
+    reminder for a moment that has gone.
+    """
+    timers = [
+        _timer(
+            f"{batch_id}/reminder/{days}",
+            REMINDER,
+            deadline_at - timedelta(days=days),
+            batch_id,
+            now,
+            payload={"days_before": days},
+        )
+        for days in program.first_batch.reminder_days
+        if not (skip_past and deadline_at - timedelta(days=days) <= now)
+    ]
+    timers.append(_timer(f"{batch_id}/deadline", DEADLINE, deadline_at, batch_id, now))
+    return timers
+
+
+def batch_due_at(timer: TimerRow, deadline_at: datetime) -> datetime:
+    """Where a batch timer falls for ``deadline_at`` (used when a deadline moves)."""
+    if timer.kind == REMINDER:
+        return deadline_at - timedelta(days=json.loads(timer.payload)["days_before"])
+    return deadline_at
+
+
+def milestone_timers(
+    program: Program, nomination_id: str, batch_id: str, province: str, now: datetime
+) -> list[TimerRow]:
+    return [
+        _timer(
+            f"{nomination_id}/milestone/{m.year}",
+            MILESTONE,
+            m.at - m.notice_before,
+            batch_id,
+            now,
+            province=province,
+            nomination_id=nomination_id,
+            payload={"year": m.year},
+        )
+        for m in program.milestones
+    ]
+
+
+class TimerWork:
+    """Does what one due timer asks, inside the caller's transaction."""
+
+    def __init__(self, store: Store, notifier: Notifier, now: datetime) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.program = notifier.program
+        self.now = now
+
+    def run(self, timer: TimerRow) -> TimerOutcome:
+        batch = self.store.batch(timer.batch_id)
+        if timer.kind == REMINDER:
+            return self._reminder(timer, batch)
+        if timer.kind == DEADLINE:
+            return self._deadline(timer, batch)
+        return self._milestone(timer, batch)
+
+    def _outcome(self, timer: TimerRow, action: str, **counts: int) -> TimerOutcome:
+        return TimerOutcome(
+            timer.id,
+            timer.kind,
+            timer.batch_id,
+            timer.province,
+            timer.nomination_id,
+            action,
+            **counts,
+        )
+
+    def _reminder(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+        if not self.store.batch_facts(batch).is_open or self.now >= batch.deadline_at:
+            return self._outcome(timer, "skipped: the deadline has passed")
+        if self.store.later_due_reminder(batch.id, timer.due_at, self.now):
+            return self._outcome(timer, "skipped: a later reminder is due")
+        time_left = batch.deadline_at - self.now
+        outgoing: list[Outgoing] = []
+        for province, usage in self.store.usage(batch.id).items():
+            if usage.used < usage.quota:  # a province that filled its places gets none
+                context = partial(self._reminder_context, province, usage, time_left)
+                outgoing += self._compose(
+                    "reminder", province, context, batch, (timer.id, province)
+                )
+        self.store.add_notices(outgoing, self.now)
+        return self._outcome(
+            timer, "reminded the provinces with places left", notices=len(outgoing)
+        )
+
+    def _deadline(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+        lapse = next(t for t in self.program.transitions if t.event == LAPSE_EVENT)
+        lapsed = self.store.lapse(
+            batch.id, lapse.sources, lapse.dest, event=LAPSE_EVENT, actor=SYSTEM, at=self.now
+        )
+        usage = self.store.usage(batch.id)
+        outgoing: list[Outgoing] = []
+        for province, counts in usage.items():
+            if counts.used < counts.quota:
+                mine = [n for n in lapsed if n.province == province]
+                context = partial(self._shortfall_context, province, counts, mine)
+                outgoing += self._compose(
+                    "shortfall", province, context, batch, (timer.id, province)
+                )
+        summary = partial(self._summary_context, usage)
+        outgoing += self._compose("deadline_summary", None, summary, batch, (timer.id,))
+        self.store.add_notices(outgoing, self.now)
+        self.store.close_batch(batch.id, self.now)
+        return self._outcome(timer, "closed the batch", notices=len(outgoing), lapsed=len(lapsed))
+
+    def _milestone(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+        assert timer.nomination_id is not None
+        nomination = self.store.nomination(timer.nomination_id)
+        year = json.loads(timer.payload)["year"]
+        milestone = next(m for m in self.program.milestones if m.year == year)
+        context = partial(self._milestone_context, nomination, milestone)
+        outgoing = self._compose(
+            "milestone",
+            nomination.province,
+            context,
+            batch,
+            (timer.id,),
+            nomination_id=nomination.id,
+        )
+        self.store.add_notices(outgoing, self.now)
+        return self._outcome(timer, f"announced the {year} milestone", notices=len(outgoing))
+
+    # -- the variables of each kind's templates (see notifications/templates) ----------------
+
+    def _province(self, slug: str, locale: str) -> dict[str, str]:
+        return {"slug": slug, "name": self.program.provinces[slug].names.get(locale)}
+
+    def _reminder_context(
+        self, province: str, usage: Usage, time_left: timedelta, locale: str
+    ) -> dict[str, Any]:
+        return {
+            "province": self._province(province, locale),
+            "quota": usage.quota,
+            "used": usage.used,
+            "left": usage.quota - usage.used,
+            "days_left": time_left.days,
+            "hours_left": time_left.seconds // 3600,
+        }
+
+    def _shortfall_context(
+        self, province: str, usage: Usage, lapsed: list[Lapsed], locale: str
+    ) -> dict[str, Any]:
+        return {
+            "province": self._province(province, locale),
+            "quota": usage.quota,
+            "used": usage.used,
+            "lapsed": [
+                {
+                    "id": n.id,
+                    "name": n.name,
+                    "kind": self.program.kinds[n.kind].names.get(locale),
+                    "from_state": n.from_state,
+                }
+                for n in lapsed
+            ],
+        }
+
+    def _summary_context(self, usage: dict[str, Usage], locale: str) -> dict[str, Any]:
+        return {
+            "provinces": [
+                {
+                    "province": self._province(province, locale),
+                    "quota": counts.quota,
+                    "used": counts.used,
+                    "names": list(counts.names),
+                }
+                for province, counts in usage.items()
+            ],
+            "total_quota": sum(c.quota for c in usage.values()),
+            "total_used": sum(c.used for c in usage.values()),
+        }
+
+    def _milestone_context(
+        self, nomination: NominationRow, milestone: Milestone, locale: str
+    ) -> dict[str, Any]:
+        return {
+            "nomination": self.notifier.nomination_context(nomination, nomination.state, locale),
+            "milestone": {
+                "year": milestone.year,
+                "objective": milestone.objective.get(locale),
+                "due": self.notifier.format(milestone.at),
+            },
+        }
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _compose(
+        self,
+        kind: str,
+        province: str | None,
+        context: Any,
+        batch: BatchRow,
+        occasion: Iterable[str],
+        nomination_id: str | None = None,
+    ) -> list[Outgoing]:
+        actors = self.notifier.timer_recipients(kind, province)
+        return self.notifier.compose(
+            kind,
+            actors,
+            context,
+            at=self.now,
+            batch=BatchInfo(batch.id, batch.deadline_at),
+            dedupe=tuple(occasion),
+            nomination_id=nomination_id,
+        )

@@ -16,8 +16,9 @@ def load_yaml(source: str, where: str, what: str) -> tuple[Any, yaml.Node | None
     A syntax error or a key given twice in one mapping is a :class:`ConfigError` naming
     ``where`` and the line: PyYAML would otherwise keep the last value silently.
     """
-    loader = yaml.SafeLoader(source)
+    loader = None
     try:
+        loader = yaml.SafeLoader(source)
         root = loader.get_single_node()
         if root is not None:
             _refuse_duplicate_keys(root, where)
@@ -27,10 +28,15 @@ def load_yaml(source: str, where: str, what: str) -> tuple[Any, yaml.Node | None
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"{where}{line}: invalid YAML in {what} file: {problem}") from None
-    except yaml.YAMLError as exc:
+    except yaml.YAMLError as exc:  # e.g. a control character the reader refuses
         raise ConfigError(f"{where}: invalid YAML in {what} file: {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # an impossible date, !!int x
+        raise ConfigError(f"{where}: invalid value in {what} file: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: the {what} file is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return document, root
 
 

@@ -53,7 +53,7 @@ class Contacts:
 
 
 def is_address(recipient: str) -> bool:
-    return _ADDRESS.match(recipient) is not None
+    return _ADDRESS.fullmatch(recipient) is not None  # fullmatch: no trailing newline
 
 
 def load_contacts(path: str | Path, program: Program) -> Contacts:
@@ -71,7 +71,10 @@ def parse_contacts(source: str, program: Program, where: str = "<contacts>") -> 
     if document is None:
         return Contacts()
     if not isinstance(document, dict):
-        raise ConfigError(f"{where}: a contacts file maps actors (ndrc, drc:hebei, ...) to entries")
+        raise ConfigError(
+            f"{where}{line_of(root, ())}: a contacts file maps actors (ndrc, drc:hebei, ...) "
+            "to entries"
+        )
     entries: dict[str, Contact] = {}
     for key, entry in document.items():
 

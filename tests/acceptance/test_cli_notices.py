@@ -79,6 +79,7 @@ class Setup:
     env: dict[str, str] = field(default_factory=dict)
     hebei: str = ""
     guangdong: str = ""
+    notices: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def outbox(self) -> Path:
@@ -268,7 +269,8 @@ def outbox(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     """An SQLite database with five pending notices (HEBEI_NOTICES + GUANGDONG_NOTICES).
     Only read-only and failing commands may run against it."""
     folder = tmp_path_factory.mktemp("outbox")
-    return prepare(f"sqlite:///{folder / 'peakpilot.db'}", folder, guangdong=True)
+    setup = prepare(f"sqlite:///{folder / 'peakpilot.db'}", folder, guangdong=True)
+    return replace(setup, notices=doc(setup, "notices"))
 
 
 @pytest.fixture
@@ -288,10 +290,10 @@ def copy(outbox: Setup, tmp_path: Path) -> Setup:
 
 
 def test_notices_json_is_the_outbox_in_creation_order(outbox: Setup) -> None:
-    notices = doc(outbox, "notices")
+    notices = outbox.notices
     assert isinstance(notices, list), f"`notices --json` must print a bare array: {notices}"
     for notice in notices:
-        assert isinstance(notice, dict) and NOTICE_FIELDS <= notice.keys(), notice
+        assert isinstance(notice, dict) and notice.keys() >= NOTICE_FIELDS, notice
     assert [(n["kind"], n["recipient"], n["locale"]) for n in notices] == (
         HEBEI_NOTICES + GUANGDONG_NOTICES
     )
@@ -308,22 +310,20 @@ def test_notices_json_is_the_outbox_in_creation_order(outbox: Setup) -> None:
 
 
 def test_notices_status_filter(outbox: Setup) -> None:
-    everything = doc(outbox, "notices")
-    assert doc(outbox, "notices", "--status", "pending") == everything
+    assert doc(outbox, "notices", "--status", "pending") == outbox.notices
     assert doc(outbox, "notices", "--status", "sent", after=True) == []
     fails(2, outbox, "--json", "notices", "--status", "bogus")
 
 
 def test_notices_human_table(outbox: Setup) -> None:
     proc = ok(outbox, "notices")
-    for notice in doc(outbox, "notices"):
+    for notice in outbox.notices:
         assert notice["id"] in proc.stdout, describe(proc)
     assert "pending" in proc.stdout and "climate@ndrc.example.cn" in proc.stdout, describe(proc)
 
 
 def test_notices_show_prints_the_rendered_notice(outbox: Setup) -> None:
-    notices = doc(outbox, "notices")
-    approved = by_recipient(notices)["deputy@hebei.example.cn"]
+    approved = by_recipient(outbox.notices)["deputy@hebei.example.cn"]
     proc = ok(outbox, "notices", "show", approved["id"])
     for expected in (approved["subject"], HEBEI, "2023-first", outbox.hebei):
         assert expected in proc.stdout, f"{expected!r} missing{describe(proc)}"
@@ -342,7 +342,7 @@ def test_unknown_notice_ids_are_not_found(outbox: Setup) -> None:
     fails(3, outbox, "notices", "show", "nope")
     fails(3, outbox, "--json", "notices", "show", "0" * 16)
     fails(3, outbox, "notices", "retry", "nope", "--json")
-    pending = doc(outbox, "notices")[0]
+    pending = outbox.notices[0]
     proc = fails(5, outbox, "notices", "retry", pending["id"], "--json")
     assert "pending" in proc.stderr, describe(proc)
     assert db_rows(outbox.url) == rows, "a failed command wrote to the database"
@@ -399,6 +399,35 @@ def test_an_invalid_contacts_file_refuses_fire_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param("drc:hebei:\n  email: [drc@hebei.example.cn]\x00\n", id="nul-character"),
+        pytest.param("2023-02-30:\n  email: [drc@hebei.example.cn]\n", id="impossible-date"),
+    ],
+)
+def test_an_unreadable_contacts_file_is_refused_not_a_crash(
+    outbox: Setup, tmp_path: Path, broken: str
+) -> None:
+    """DESIGN §4: an invalid contacts file is refused (5), never an unexpected error (1)."""
+    bad = tmp_path / "contacts.yaml"
+    bad.write_text(broken, encoding="utf-8")
+    rows = db_rows(outbox.url)
+    proc = fails(
+        5,
+        outbox,
+        "--json",
+        "fire",
+        outbox.guangdong,
+        "approve",
+        "--as",
+        "gov:guangdong",
+        env={"PEAKPILOT_CONTACTS": str(bad)},
+    )
+    assert str(bad) in proc.stderr, describe(proc)
+    assert db_rows(outbox.url) == rows, "a fire refused for its contacts file wrote"
+
+
+@pytest.mark.parametrize(
     ("variable", "value"),
     [("PEAKPILOT_NOTIFY_MAX_ATTEMPTS", "0"), ("PEAKPILOT_NOTIFY_CHANNEL", "pigeon")],
 )
@@ -424,7 +453,7 @@ def test_invalid_notify_settings_are_refused(
 
 
 def test_file_dispatch_writes_one_eml_per_notice_once(copy: Setup) -> None:
-    notices = doc(copy, "notices")
+    notices = copy.notices
     report = doc(copy, "notices", "dispatch")
     assert report == {"sent": len(notices), "failed": 0, "dead": 0}, report
 

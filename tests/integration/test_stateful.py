@@ -43,9 +43,17 @@ def make_machine(
 
         def __init__(self) -> None:
             super().__init__()
-            with engine.database.engine.begin() as connection:
-                for table in ("idempotency_keys", "audit_records", "nominations"):
-                    connection.execute(sa.text(f"DELETE FROM {table}"))
+            with engine.database.engine.begin() as connection:  # back to a fresh batch
+                for statement in (
+                    "DELETE FROM notices",
+                    "DELETE FROM idempotency_keys",
+                    "DELETE FROM audit_records",
+                    "DELETE FROM timers WHERE nomination_id IS NOT NULL",
+                    "DELETE FROM nominations",
+                    "UPDATE timers SET status = 'pending', done_at = NULL",
+                    "UPDATE batches SET status = 'open', closed_at = NULL",
+                ):
+                    connection.execute(sa.text(statement))
             clock.set(BEFORE_DEADLINE)
             self.successes: Counter[str] = Counter()
             self.reached = reached
@@ -116,6 +124,28 @@ def make_machine(
             # only an idempotent replay may return without moving
             assert key is not None and engine.get(nomination) == before
             return False
+
+        @rule(nomination=nominations)
+        def report_it(self, nomination: str) -> None:
+            """The clerks' usual path, as far as the rules let it go today."""
+            province = engine.get(nomination).province
+            for event, actor in (
+                ("submit_for_approval", "drc"),
+                ("approve", "gov"),
+                ("submit", "drc"),
+            ):
+                if engine.get(nomination).state != "submitted":
+                    self._attempt(nomination, event, f"{actor}:{province}", None, None)
+
+        @rule()
+        def the_scheduler_ticks(self) -> None:
+            before = {n.id: n.version for n in engine.list()}
+            engine.tick()
+            for nomination in engine.list():
+                for record in engine.history(nomination.id)[before[nomination.id] :]:
+                    assert (record.event, record.actor) == ("lapse", "system")
+                    assert record.to_state == "follow_up_batch"
+                    self.successes[nomination.id] += 1
 
         @rule(nomination=nominations)
         def withdraw(self, nomination: str) -> None:

@@ -409,8 +409,11 @@ def demo() -> None:
     if quiet:
         _emit(summary, lambda: None)
     else:
-        console.print(f"\n[bold]Board at the end of the replay[/] ({summary['elapsed_s']:.1f} s)")
-        click.get_current_context().invoke(board, batch=None)
+        console.print(
+            f"\n[bold]The boards at the end of the replay[/] ({summary['elapsed_s']:.1f} s)"
+        )
+        for batch_id in summary["batches"]:
+            click.get_current_context().invoke(board, batch=batch_id)
 
 
 @cli.command()

@@ -23,6 +23,7 @@ from peakpilot.notifications.channels import Channel
 from peakpilot.workflow.engine import Engine
 from peakpilot.workflow.tables import NominationRow
 
+FOLLOW_UP = "2024-second"
 DEMO_CONTACTS = Path(__file__).with_name("demo_contacts.yaml")
 BEIJING = ZoneInfo("Asia/Shanghai")
 START = datetime(2023, 10, 20, 9, 0, tzinfo=BEIJING)
@@ -80,6 +81,7 @@ def run_demo(engine: Engine, channel: Channel, narrate: Narrate | None = None) -
         "events": story.events,
         "refusals": story.refusals,
         "nominations": len(story.ids),
+        "batches": [engine.program.first_batch.id, FOLLOW_UP],
         "notices": {"sent": delivery.sent, "failed": delivery.failed, "dead": delivery.dead},
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
@@ -105,8 +107,8 @@ class _Story:
         self.events = 0
         self.refusals = 0
 
-    def at(self, month: int, day: int, hour: int = 9) -> None:
-        self.clock.set(datetime(2023, month, day, hour, tzinfo=BEIJING))
+    def at(self, month: int, day: int, hour: int = 9, year: int = 2023) -> None:
+        self.clock.set(datetime(year, month, day, hour, tzinfo=BEIJING))
         self.say(f"\n[dim]{self.clock.now().astimezone(BEIJING):%Y-%m-%d %H:%M} Beijing[/]")
 
     def nominate(self, candidate: Candidate) -> None:
@@ -129,6 +131,18 @@ class _Story:
         self.events += 1
         because = f" because {reason!r}" if reason else ""
         self.say(f"  {actor} {event}{because}: {after.name} is now [bold]{after.state}[/]")
+
+    def tick(self) -> None:
+        """What the daemon would do at this moment."""
+        for outcome in self.engine.tick().outcomes:
+            self.events += outcome.lapsed
+            where = f" for batch {outcome.batch}"
+            if outcome.nomination:
+                where += f", nomination {outcome.nomination}"
+            self.say(
+                f"  [cyan]scheduler[/] {outcome.kind}{where}: {outcome.action} "
+                f"({outcome.notices} notices, {outcome.lapsed} lapsed)"
+            )
 
     def refused(self, what: str, attempt: Callable[[], object]) -> None:
         try:
@@ -214,6 +228,10 @@ class _Story:
             "wrong state", lambda: engine.fire(self.ids["yancheng"], "submit", "drc:jiangsu")
         )
 
+        self.at(11, 1, hour=0)
+        self.say("Two weeks before the deadline, the scheduler reminds the provinces.")
+        self.tick()
+
         self.at(11, 4)
         self.say("The NDRC reviews what was reported.")
         self.fire("ordos", "send_back", "ndrc", "请明确试点园区范围 (state the pilot's boundary)")
@@ -223,11 +241,22 @@ class _Story:
         self.fire("ordos", "approve", "gov:inner_mongolia")
         self.fire("ordos", "submit", "drc:inner_mongolia")
 
-        self.at(11, 15, hour=10)
-        self.say("The deadline has passed: the NDRC decides.")
+        self.at(11, 8, hour=0)
+        self.say("One week left.")
+        self.tick()
+        self.at(11, 14, hour=0)
+        self.say("One day left.")
+        self.tick()
+
+        self.at(11, 15, hour=0)
+        self.say("The deadline: Zhejiang never reported Huzhou.")
         self.refused(
             "deadline passed", lambda: engine.fire(self.ids["huzhou"], "submit", "drc:zhejiang")
         )
+        self.tick()
+
+        self.at(11, 15, hour=10)
+        self.say("The NDRC decides on what was reported.")
         for key in ("tangshan", "zhangjiakou", "cangzhou", "shenzhen", "suzhou", "ordos"):
             self.fire(key, "confirm", "ndrc")
         self.fire(
@@ -244,6 +273,46 @@ class _Story:
             "suzhou_park", "defer", "ndrc", "与苏州市试点统筹 (coordinate with Suzhou's pilot)"
         )
         self.fire("guangzhou", "withdraw", "drc:guangdong")
+
+        self.at(3, 1, year=2024)
+        self.say("The NDRC opens a follow-up batch, after the first batch's progress.")
+        board = engine.open_batch(
+            "ndrc",
+            FOLLOW_UP,
+            deadline=datetime(2024, 6, 30, tzinfo=BEIJING),
+            quotas={"zhejiang": 1, "jiangsu": 1, "guangdong": 2},
+        )
+        self.events += 1
+        self.say(
+            f"  ndrc opens batch {board.batch}: "
+            + ", ".join(f"{p.province} {p.quota}" for p in board.provinces)
+        )
+        self.refused(
+            "no quota in the follow-up batch",
+            lambda: engine.nominate(
+                "drc:hebei", province="hebei", kind="city", name="保定市", level="prefecture"
+            ),
+        )
+
+        self.at(3, 5, year=2024)
+        self.say("Deferred and lapsed nominations are carried over.")
+        self.fire("huzhou", "carry_over", "drc:zhejiang")
+        self.fire("suzhou_park", "carry_over", "drc:jiangsu")
+        self.fire("huzhou", "submit_for_approval", "drc:zhejiang")
+        self.fire("huzhou", "approve", "gov:zhejiang")
+        self.fire("huzhou", "submit", "drc:zhejiang")
+
+        self.at(6, 16, hour=0, year=2024)
+        self.say("Two weeks before the follow-up batch's deadline.")
+        self.tick()
+        self.at(6, 30, hour=0, year=2024)
+        self.say("The follow-up batch's deadline: Suzhou Industrial Park was not reported.")
+        self.tick()
+        self.fire("huzhou", "confirm", "ndrc")
+
+        self.at(11, 5, hour=0, year=2025)
+        self.say("Eight weeks before the 2025 objective, the confirmed pilots are reminded.")
+        self.tick()
 
         report = engine.verify_audit()
         self.say(f"\nAudit trail: {report.records} records, {'intact' if report.ok else 'BROKEN'}")

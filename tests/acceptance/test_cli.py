@@ -776,14 +776,53 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = ok("demo", db=url, now=None)
     assert time.monotonic() - started < 30, "the demo took 30 s or more"
-    tail = "\n".join(proc.stdout.rstrip().splitlines()[-25:])
-    for slug in QUOTAS:  # it ends with the board
+    tail = "\n".join(proc.stdout.rstrip().splitlines()[-40:])
+    for slug in QUOTAS:  # it ends with the boards of both batches
         assert slug in tail, f"the demo does not end with a board:\n{tail}"
+    assert "2024-second" in tail
 
-    board = doc("board", db=url, now=None)
+    board = doc("board", "--batch", BATCH, db=url, now=None)
     assert board["batch"] == BATCH and len(board["provinces"]) == len(QUOTAS)
     assert sum(p["used"] for p in board["provinces"]) > 0
     assert doc("audit", "verify", db=url, now=None)["ok"] is True
+    # every event of the programme is played at least once, and every notice kind sent
+    played = {
+        record["event"]
+        for nomination in doc("list", db=url, now=None)
+        for record in doc("history", nomination["id"], db=url, now=None)
+    }
+    assert played == {
+        "nominate",
+        "submit_for_approval",
+        "approve",
+        "send_back",
+        "submit",
+        "confirm",
+        "reject",
+        "defer",
+        "withdraw",
+        "lapse",
+        "carry_over",
+    }
+    notices = doc("notices", db=url, now=None)
+    assert {n["status"] for n in notices} == {"sent"}
+    assert {n["kind"] for n in notices} == {
+        "sent_for_approval",
+        "approved",
+        "sent_back",
+        "submitted",
+        "confirmed",
+        "rejected",
+        "deferred",
+        "withdrawn",
+        "carried_over",
+        "reminder",
+        "shortfall",
+        "deadline_summary",
+        "batch_opened",
+        "milestone",
+    }
+    assert {n["locale"] for n in notices} == {"zh-CN", "en"}
 
     rows = db_rows(url)
     fails(5, "demo", db=url, now=None)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from peakpilot import Engine, FrozenClock
-from peakpilot.notifications.channels import FileChannel
 from peakpilot.workflow import audit
-from peakpilot.workflow.daemon import Daemon
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.tables import AuditRecordRow, NominationRow, TimerRow
 
@@ -181,26 +182,35 @@ def daemon_footprint(url: str, count: int, folder: Path) -> dict[str, float]:
             ]
             for start in range(0, count, 10_000):
                 connection.execute(timers.insert(), rows[start : start + 10_000])
-    result: dict[str, float] = {}
-    with Engine(url) as engine:
-        daemon = Daemon(
-            engine, FileChannel(folder / "outbox", "bench <b@b.invalid>"), sweep_seconds=1
-        )
+    return run_daemon(url, folder)
 
-        def measure() -> None:
-            time.sleep(3)
-            result["jobs"] = daemon.job_count()
-            rss = next(
-                line
-                for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmRSS")
-            )
-            result["rss_mib"] = round(int(rss.split()[1]) / 1024, 1)
-            daemon.stop()
 
-        threading.Thread(target=measure, daemon=True).start()
-        daemon.run()
-    return result
+def run_daemon(url: str, folder: Path) -> dict[str, float]:
+    """``peakpilot daemon`` in its own process: job count and resident memory once it has
+    caught up (the first sweep), then SIGTERM."""
+    env = {
+        **os.environ,
+        "PEAKPILOT_OUTBOX_DIR": str(folder / "outbox"),
+        "PEAKPILOT_SWEEP_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "peakpilot", "--db", url, "daemon", "--log-format", "json"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            event = json.loads(line)
+            if event["message"] == "caught up":
+                status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                rss = next(entry for entry in status if entry.startswith("VmRSS"))
+                return {"jobs": event["jobs"], "rss_mib": round(int(rss.split()[1]) / 1024, 1)}
+        raise RuntimeError("the daemon stopped before it caught up")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
 
 
 def main() -> None:

@@ -49,6 +49,8 @@ class Daemon:
         self.sweep_seconds = sweep_seconds
         self.max_attempts = max_attempts
         self.stopping = threading.Event()
+        self._busy = threading.Lock()  # held by the job in hand
+        self._caught_up = False
         self.scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -90,8 +92,14 @@ class Daemon:
         log.info("daemon stopped")
 
     def stop(self) -> None:
-        """Finish the work in hand, then return from :meth:`run`."""
+        """Finish the work in hand, then return from :meth:`run`.
+
+        The job in hand is awaited here, before ``shutdown``: APScheduler holds its job
+        lock while it waits for running jobs, and a job re-arming the wake-up needs that
+        lock. Jobs that start after ``stopping`` is set return at once."""
         self.stopping.set()
+        with self._busy:
+            pass
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
 
@@ -108,10 +116,13 @@ class Daemon:
 
     def _work(self) -> None:
         """Do every due timer, send what that produced, and re-arm the wake-up."""
-        if self.stopping.is_set():
-            return
+        with self._busy:
+            if not self.stopping.is_set():
+                self._tick()
+
+    def _tick(self) -> None:
         try:
-            report = self.engine.tick()
+            report = self.engine.tick(stop=self.stopping)
             for outcome in report.outcomes:
                 log.info(
                     outcome.action,
@@ -127,16 +138,30 @@ class Daemon:
                     },
                 )
             if report.outcomes:
-                self._dispatch()
-            self._rearm()
+                self._send()
+            due = self._rearm()
+            if not self._caught_up:
+                self._caught_up = True
+                log.info(
+                    "caught up",
+                    extra={
+                        "fields": {
+                            "jobs": self.job_count(),
+                            "next_due": None if due is None else due.isoformat(),
+                        }
+                    },
+                )
         except PeakpilotError as error:  # e.g. the database is unreachable: next sweep retries
             log.error("tick failed: %s", error)
         except Exception as error:  # keep the daemon alive; the sweep retries
             log.exception("tick failed unexpectedly: %s", error)
 
     def _dispatch(self) -> None:
-        if self.stopping.is_set():
-            return
+        with self._busy:
+            if not self.stopping.is_set():
+                self._send()
+
+    def _send(self) -> None:
         try:
             report = self.engine.dispatch_notices(
                 self.channel, max_attempts=self.max_attempts, stop=self.stopping
@@ -157,13 +182,15 @@ class Daemon:
         except Exception as error:
             log.exception("dispatch failed unexpectedly: %s", error)
 
-    def _rearm(self) -> None:
+    def _rearm(self) -> datetime | None:
+        """Point the wake-up job at the earliest pending timer (or drop it: none left)."""
         due = self.engine.next_due_at()
         if due is None:
             if self.scheduler.get_job(WAKE) is not None:
                 self.scheduler.remove_job(WAKE)
-            return
-        self.scheduler.add_job(self._work, "date", run_date=due, id=WAKE, replace_existing=True)
+        else:
+            self.scheduler.add_job(self._work, "date", run_date=due, id=WAKE, replace_existing=True)
+        return due
 
 
 @contextlib.contextmanager

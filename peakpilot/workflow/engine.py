@@ -505,6 +505,8 @@ class Engine:
         resolved = {}
         for province, quota in quotas.items():
             slug = program.province(province).slug
+            if slug in resolved:
+                raise InvalidInput(f"{slug} is given twice")
             if isinstance(quota, bool) or not isinstance(quota, int) or quota < 1:
                 raise InvalidInput(f"the quota of {slug} must be a whole number of at least 1")
             resolved[slug] = quota

@@ -1,0 +1,565 @@
+"""The daemon as a real process (issue 4, DESIGN.md sections 3-4).
+
+``python -m peakpilot --db URL daemon`` runs on the system clock against a database
+prepared through the Python API (also on the system clock): ``init``, one ``tick`` to
+close the 2023 batch, then a follow-up batch whose deadline is a few seconds ahead. Every
+wait polls the database or the daemon's log against a deadline; measured delays are
+printed (``pytest -s``) with the prefix ``MEASURED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from peakpilot import Engine, Nomination
+
+T = TypeVar("T")
+SWEEP_SECONDS = "1"
+STARTED = "daemon started"
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    limit = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > limit:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def sleep_until(instant: datetime) -> None:
+    """Let wall-clock time pass (not an outcome: nothing to poll)."""
+    delay = (instant - datetime.now(UTC)).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
+
+
+class Daemon:
+    """One ``peakpilot daemon`` subprocess whose stdout and stderr go to a file."""
+
+    def __init__(
+        self,
+        url: str,
+        tmp_path: Path,
+        *args: str,
+        name: str = "daemon",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.log_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
+        environment.update(
+            PEAKPILOT_SWEEP_SECONDS=SWEEP_SECONDS,
+            PEAKPILOT_OUTBOX_DIR=str(tmp_path / "outbox"),
+            **(env or {}),
+        )
+        self.command = [sys.executable, "-m", "peakpilot", "--db", url, *args]
+        self.started_at = datetime.now(UTC)
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in wait())
+        self.process = subprocess.Popen(
+            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=environment, text=True
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
+
+    @property
+    def lines(self) -> list[str]:
+        return self.log.splitlines()
+
+    def wait_started(self, timeout: float = 20) -> float:
+        """Seconds from spawn until the daemon logged that it started."""
+        wait_for(f"{STARTED!r} in the log of {self.command}", self._started, timeout)
+        return (datetime.now(UTC) - self.started_at).total_seconds()
+
+    def _started(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the daemon exited {self.process.returncode}:\n{self.log}")
+        return STARTED in self.log
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def terminate(self, timeout: float = 10) -> tuple[int, float]:
+        """SIGTERM once the daemon is idle, then the exit code and the seconds it took.
+
+        Idle: the outcome the test waited for is committed, but the job that produced it
+        may still be re-arming the wake-up; a SIGTERM landing inside a job is its own test
+        (test_sigterm_while_the_deadline_work_is_in_hand...). There is no outcome to poll
+        for "the job returned", so give it a moment.
+        """
+        time.sleep(0.3)
+        begun = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.wait(10)
+            raise AssertionError(f"no exit within {timeout}s of SIGTERM:\n{self.log}") from None
+        return code, time.monotonic() - begun
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.wait(10)
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start daemons with ``daemons(url, *args)``; any left running are killed after."""
+    started: list[Daemon] = []
+
+    def start(
+        url: str, *args: str, name: str = "daemon", env: dict[str, str] | None = None
+    ) -> Daemon:
+        d = Daemon(url, tmp_path, *(args or ("daemon",)), name=name, env=env)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.cleanup()
+
+
+def prepare(url: str) -> Engine:
+    """An initialised database on the system clock, the 2023 batch's deadline work done."""
+    engine = Engine(url)
+    engine.init()
+    report = engine.tick()
+    assert [o.kind for o in report.outcomes][-1] == "deadline"
+    assert engine.board("2023-first").status == "closed"
+    return engine
+
+
+def open_soon(engine: Engine, seconds: float, batch: str = "soon", **quotas: int) -> datetime:
+    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
+    engine.open_batch("ndrc", batch, deadline=deadline, quotas=quotas or {"hebei": 2, "shanxi": 1})
+    assert [t.kind for t in engine.timers(batch)] == ["deadline"]
+    return deadline
+
+
+def walk(
+    engine: Engine, name: str, state: str, province: str = "hebei", batch: str = "soon"
+) -> Nomination:
+    """A nomination of ``batch`` walked to ``state`` by its rightful actors."""
+    n = engine.nominate(
+        f"drc:{province}",
+        province=province,
+        kind="city",
+        name=name,
+        level="prefecture",
+        batch=batch,
+    )
+    steps = [
+        ("submit_for_approval", "drc"),
+        ("approve", "gov"),
+        ("submit", "drc"),
+        ("confirm", "ndrc"),
+    ]
+    order = ("drafted", "provincial_approval", "approved", "submitted", "confirmed")
+    for event, role in steps[: order.index(state)]:
+        n = engine.fire(n.id, event, "ndrc" if role == "ndrc" else f"{role}:{province}")
+    assert n.state == state
+    return n
+
+
+def the_cast(engine: Engine) -> tuple[list[Nomination], list[Nomination]]:
+    """Nominations of batch ``soon``: those the deadline lapses, and those it leaves."""
+    lapsing = [
+        walk(engine, "唐山市", "drafted"),
+        walk(engine, "保定市", "provincial_approval"),
+        walk(engine, "太原市", "approved", "shanxi"),
+    ]
+    kept = [walk(engine, "邯郸市", "submitted"), walk(engine, "沧州市", "confirmed")]
+    return lapsing, kept
+
+
+def lapse_records(engine: Engine) -> Counter[str]:
+    with engine.database.engine.connect() as connection:
+        return Counter(
+            connection.execute(
+                sa.text("SELECT nomination_id FROM audit_records WHERE event = 'lapse'")
+            ).scalars()
+        )
+
+
+def lapsed(engine: Engine, nominations: list[Nomination]) -> bool:
+    return all(engine.get(n.id).state == "follow_up_batch" for n in nominations)
+
+
+def deadline_sent(engine: Engine, batch: str = "soon") -> bool:
+    """The deadline's notices (shortfall, summary) of ``batch`` exist and are all sent.
+
+    (Not the batch's ``batch_opened`` notices: a daemon SIGKILLed while sending them
+    leaves them leased to it for a while, by design.)"""
+    kinds = {"shortfall", "deadline_summary"}
+    statuses = {n.status for n in engine.notices() if n.batch == batch and n.kind in kinds}
+    return statuses == {"sent"}
+
+
+def measured(what: str, seconds: float) -> None:
+    print(f"\nMEASURED {what}: {seconds * 1000:.1f} ms")
+
+
+# -- on SQLite ---------------------------------------------------------------------------
+
+
+def test_the_daemon_lapses_on_time_logs_each_action_and_stops_on_sigterm(
+    sqlite_url: str, daemons: Callable[..., Daemon]
+) -> None:
+    with prepare(sqlite_url) as engine:
+        deadline = open_soon(engine, 4)
+        lapsing, kept = the_cast(engine)
+        daemon = daemons(sqlite_url)
+        daemon.wait_started()
+        assert datetime.now(UTC) < deadline, "setup took too long to test firing on time"
+        assert lapse_records(engine) == Counter(), "lapsed before the deadline"
+
+        wait_for("the lapse", lambda: lapsed(engine, lapsing), timeout=4 + 10)
+        delays = []
+        for n in lapsing:
+            record = engine.history(n.id)[-1]
+            assert (record.event, record.actor) == ("lapse", "system")
+            delays.append((record.at - deadline).total_seconds())
+        measured("lapse delay after the deadline (max)", max(delays))
+        assert min(delays) >= 0, f"lapsed before the deadline: {delays}"
+        assert max(delays) < 2, f"lapsed {max(delays):.3f}s after the deadline"
+        for n in kept:
+            assert engine.get(n.id) == n
+        assert engine.board("soon").status == "closed"
+        wait_for("the deadline's notices to be sent", lambda: deadline_sent(engine), timeout=10)
+
+        code, seconds = daemon.terminate()
+        measured("SIGTERM to exit", seconds)
+        assert code == 0, daemon.log
+        assert seconds < 10
+        lines = daemon.lines
+        actions = [line for line in lines if "closed the batch" in line]
+        assert len(actions) == 1, lines
+        assert "batch=soon" in actions[0] and "lapsed=3" in actions[0], actions
+        milestone = [line for line in lines if "announced the 2025 milestone" in line]
+        assert len(milestone) == 1, lines  # the confirmed one's 2025 milestone, long due
+        assert f"nomination={kept[1].id}" in milestone[0] and "province=hebei" in milestone[0]
+        assert sum(STARTED in line for line in lines) == 1, lines
+        assert "daemon stopped" in lines[-1], lines
+        assert not [line for line in lines if " error " in line or "Traceback" in line], lines
+        assert lapse_records(engine) == Counter(n.id for n in lapsing)
+        assert engine.verify_audit().ok
+
+
+class GatedInbox:
+    """An aiosmtpd handler that holds the first message's DATA until the test opens the
+    gate: the daemon is then provably in the middle of sending."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.recipients: list[list[str]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.recipients.append(list(envelope.rcpt_tos))
+        self.entered.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 30)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_sigterm_while_the_deadline_work_is_in_hand_finishes_it_and_exits_0(
+    sqlite_url: str, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """The deadline's tick has committed and its notices are being sent (the SMTP server
+    holds the message) when SIGTERM arrives: the daemon finishes the send and exits 0
+    within 10 seconds."""
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text("ndrc:\n  email: [climate@ndrc.example.cn]\n", encoding="utf-8")
+    inbox = GatedInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with prepare(sqlite_url) as engine:
+            open_soon(engine, 3)
+            lapsing, _ = the_cast(engine)
+            daemon = daemons(
+                sqlite_url,
+                env={
+                    "PEAKPILOT_CONTACTS": str(contacts),
+                    "PEAKPILOT_NOTIFY_CHANNEL": "smtp",
+                    "PEAKPILOT_SMTP_HOST": "127.0.0.1",
+                    "PEAKPILOT_SMTP_PORT": str(port),
+                },
+            )
+            daemon.wait_started()
+            wait_for("the deadline summary at the SMTP server", inbox.entered.is_set, 3 + 10)
+            assert inbox.recipients == [["climate@ndrc.example.cn"]]
+            assert lapsed(engine, lapsing)  # the tick committed; its dispatch is in hand
+            daemon.process.send_signal(signal.SIGTERM)
+            begun = time.monotonic()
+            time.sleep(0.2)  # let the signal land while the message is still held
+            inbox.gate.set()
+            try:
+                code = daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(
+                    f"no exit within 10 s of SIGTERM sent during the deadline work:\n{daemon.log}"
+                ) from None
+            measured("SIGTERM during work to exit", time.monotonic() - begun)
+            assert code == 0, daemon.log
+            summary = [n for n in engine.notices() if n.kind == "deadline_summary"]
+            assert [n.status for n in summary if n.batch == "soon"] == ["sent"]
+    finally:
+        inbox.gate.set()
+        controller.stop()
+
+
+def test_json_logs_are_one_object_per_line(sqlite_url: str, daemons: Callable[..., Daemon]) -> None:
+    with prepare(sqlite_url) as engine:
+        open_soon(engine, 3)
+        lapsing, _ = the_cast(engine)
+        daemon = daemons(sqlite_url, "daemon", "--log-format", "json")
+        daemon.wait_started()
+        wait_for("the lapse", lambda: lapsed(engine, lapsing), timeout=3 + 10)
+        wait_for("the deadline's notices to be sent", lambda: deadline_sent(engine), timeout=10)
+        code, _ = daemon.terminate()
+        assert code == 0, daemon.log
+    documents = []
+    for line in daemon.lines:
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(f"not a JSON object: {line!r}\n{daemon.log}") from None
+        assert isinstance(document, dict), line
+        assert {"at", "level", "message"} <= document.keys(), line
+        documents.append(document)
+    actions = [d for d in documents if d["message"] == "closed the batch"]
+    assert len(actions) == 1, documents
+    assert (actions[0]["batch"], actions[0]["lapsed"]) == ("soon", 3)
+    assert documents[0]["message"] == STARTED and documents[-1]["message"] == "daemon stopped"
+
+
+def test_killed_before_the_deadline_and_restarted_after_it_catches_up_once(
+    sqlite_url: str, daemons: Callable[..., Daemon]
+) -> None:
+    with prepare(sqlite_url) as engine:
+        deadline = open_soon(engine, 4)
+        lapsing, kept = the_cast(engine)
+        first = daemons(sqlite_url, name="first")
+        first.wait_started()
+        first.kill()
+        assert datetime.now(UTC) < deadline, "killed too late for this test"
+        assert first.process.returncode == -signal.SIGKILL
+
+        sleep_until(deadline + timedelta(seconds=1))
+        assert lapse_records(engine) == Counter(), "something lapsed with no daemon running"
+        assert [t.kind for t in engine.timers("soon") if t.kind == "deadline"] == ["deadline"]
+
+        second = daemons(sqlite_url, name="second")
+        wait_for("the catch-up", lambda: lapsed(engine, lapsing), timeout=20)
+        wait_for("the deadline's notices to be sent", lambda: deadline_sent(engine), timeout=10)
+        catch_up = max((engine.history(n.id)[-1].at - second.started_at) for n in lapsing)
+        measured("restart to catch-up lapse", catch_up.total_seconds())
+        for n in lapsing:
+            assert engine.history(n.id)[-1].at > deadline + timedelta(seconds=1)
+        code, _ = second.terminate()
+        assert code == 0, second.log
+
+        assert lapse_records(engine) == Counter(n.id for n in lapsing)  # exactly once each
+        for n in kept:
+            assert engine.get(n.id) == n
+        assert [t.kind for t in engine.timers("soon")] == ["milestone"]  # the 2030 one
+        assert sum("closed the batch" in line for line in second.lines) == 1, second.log
+        milestones = [n for n in engine.notices() if n.kind == "milestone"]
+        assert sorted(n.actor for n in milestones) == ["drc:hebei", "gov:hebei"]
+        assert engine.verify_audit().ok
+
+
+def test_one_daemon_per_sqlite_database_and_the_lock_dies_with_the_process(
+    sqlite_url: str, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    prepare(sqlite_url).close()
+    first = daemons(sqlite_url, name="first")
+    first.wait_started()
+
+    second = daemons(sqlite_url, name="second")
+    code = second.wait(timeout=30)
+    assert code == 5, second.log
+    lines = second.lines
+    assert len(lines) == 1, lines
+    assert "already running" in lines[0] and str(first.process.pid) in lines[0], lines
+    assert first.process.poll() is None, "the refused daemon stopped the running one"
+
+    first.kill()
+    killed = time.monotonic()
+    third = daemons(sqlite_url, name="third")
+    third.wait_started(timeout=20)
+    measured("SIGKILL to a new daemon started", time.monotonic() - killed)
+    assert not [line for line in third.lines if "already running" in line], third.log
+    code, _ = third.terminate()
+    assert code == 0, third.log
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--now", "2023-11-15T00:00:00+08:00", "daemon"), {}),
+        (("daemon", "--now", "2023-11-15T00:00:00+08:00"), {}),
+        (("daemon",), {"PEAKPILOT_NOW": "2023-11-15T00:00:00+08:00"}),
+    ],
+    ids=["--now before", "--now after", "PEAKPILOT_NOW"],
+)
+def test_the_daemon_refuses_a_simulated_clock(
+    sqlite_url: str, tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    prepare(sqlite_url).close()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
+    environment.update(env, PEAKPILOT_OUTBOX_DIR=str(tmp_path / "outbox"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "peakpilot", "--db", sqlite_url, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2, proc
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+# -- on PostgreSQL ------------------------------------------------------------------------
+
+BATCHES = 200
+PILOTS = 40
+
+
+@pytest.mark.postgres
+def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
+    postgres_url: str, daemons: Callable[..., Daemon]
+) -> None:
+    with prepare(postgres_url) as engine:
+        provinces = list(engine.program.provinces)
+        # PILOTS confirmed pilots: their 2025 milestone is already due when the daemons start
+        open_soon(engine, 3600, "pilots", hebei=PILOTS)
+        pilots = [walk(engine, f"试点{i:03d}", "confirmed", batch="pilots") for i in range(PILOTS)]
+        # BATCHES batches whose deadlines fall due while both daemons run
+        base = datetime.now(UTC) + timedelta(seconds=8)
+        drafts = {}
+        for i in range(BATCHES):
+            batch, province = f"b{i:03d}", provinces[i % len(provinces)]
+            engine.open_batch(
+                "ndrc",
+                batch,
+                deadline=base + timedelta(milliseconds=10 * i),
+                quotas={province: 1},
+            )
+            drafts[batch] = walk(engine, f"市{i:03d}", "drafted", province, batch)
+        due = [t for t in engine.timers() if t.due_at <= base + timedelta(seconds=3)]
+        assert len(due) == BATCHES + PILOTS
+        if datetime.now(UTC) >= base:
+            print("\nNOTE setup outlasted the deadlines: the daemons race at start instead")
+
+        a = daemons(postgres_url, name="a")
+        b = daemons(postgres_url, name="b")
+        a.wait_started()
+        b.wait_started()
+
+        def all_done() -> bool:
+            with engine.database.engine.connect() as c:
+                left = c.execute(
+                    sa.text(
+                        "SELECT count(*) FROM timers WHERE status = 'pending' AND due_at <= :t"
+                    ),
+                    {"t": base + timedelta(seconds=3)},
+                ).scalar()
+                unsent = c.execute(
+                    sa.text("SELECT count(*) FROM notices WHERE status <> 'sent'")
+                ).scalar()
+            return left == 0 and unsent == 0
+
+        wait_for("every due timer done and every notice sent", all_done, timeout=60)
+        measured("last deadline to all done", (datetime.now(UTC) - base).total_seconds() - 2)
+        for d in (a, b):
+            code, _ = d.terminate()
+            assert code == 0, d.log
+
+        with engine.database.engine.connect() as c:
+            timers = c.execute(
+                sa.text("SELECT unique_key, kind, status, done_at FROM timers")
+            ).all()
+            notices = c.execute(
+                sa.text("SELECT kind, batch_id, actor, nomination_id, attempts FROM notices")
+            ).all()
+        done = [t for t in timers if t.status == "done"]
+        assert len({t.unique_key for t in done}) == len(done)
+        for batch in drafts:
+            assert (f"{batch}/deadline", "deadline", "done") in {
+                (t.unique_key, t.kind, t.status) for t in timers
+            }
+        for pilot in pilots:
+            by_key = {t.unique_key: t.status for t in timers}
+            assert by_key[f"{pilot.id}/milestone/2025"] == "done"
+            assert by_key[f"{pilot.id}/milestone/2030"] == "pending"
+
+        # each batch's lapse exactly once, and each nomination's
+        assert lapse_records(engine) == Counter(n.id for n in drafts.values())
+        for batch, n in drafts.items():
+            assert engine.get(n.id).state == "follow_up_batch", batch
+            assert engine.board(batch).status == "closed"
+
+        # no duplicate notices, each sent exactly once
+        occasions = Counter((n.kind, n.batch_id, n.actor, n.nomination_id) for n in notices)
+        assert [o for o, count in occasions.items() if count > 1] == []
+        kinds = Counter(n.kind for n in notices)
+        of_b = Counter(n.kind for n in notices if n.batch_id in drafts)
+        assert of_b["deadline_summary"] == BATCHES
+        assert of_b["shortfall"] == 2 * BATCHES
+        assert kinds["milestone"] == 2 * PILOTS
+        assert {n.attempts for n in notices} == {1}
+
+        # and the logs agree: each timer's action logged once, by one daemon or the other
+        logs = {"a": a.lines, "b": b.lines}
+        closed = {k: sum("closed the batch" in line for line in v) for k, v in logs.items()}
+        milestones = {k: sum("2025 milestone" in line for line in v) for k, v in logs.items()}
+        print(f"\nMEASURED split of the work: batches closed {closed}, milestones {milestones}")
+        assert sum(closed.values()) == BATCHES
+        assert sum(milestones.values()) == PILOTS
+        for name, lines in logs.items():
+            assert not [line for line in lines if " error " in line], (name, lines)
+        assert engine.verify_audit().ok

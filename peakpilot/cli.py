@@ -74,6 +74,23 @@ def json_option(command: F) -> F:
     )(command)
 
 
+def _claimable(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """People act from the command line; ``system`` is the scheduler's own actor."""
+    from peakpilot.errors import NotPermitted
+    from peakpilot.states.actors import Actor
+
+    if value is not None and Actor.parse(value).role == "system":
+        raise NotPermitted("`system` is the scheduler's actor: it cannot act from the command line")
+    return value
+
+
+def as_option(help_text: str, *, required: bool = True) -> Callable[[F], F]:
+    """The ``--as ACTOR`` option of the commands people run."""
+    return click.option(
+        "--as", "actor", required=required, metavar="ACTOR", help=help_text, callback=_claimable
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
@@ -188,7 +205,7 @@ def init(program_file: str | None) -> None:
 @click.option("--name", required=True, help="The city's or park's name.")
 @click.option("--level", required=True, help="Administrative level, e.g. prefecture.")
 @click.option("--batch", help="Batch id (default: the newest open batch with a quota).")
-@click.option("--as", "actor", required=True, metavar="ACTOR", help="drc:PROVINCE.")
+@as_option("drc:PROVINCE.")
 @json_option
 def nominate(
     province: str, kind: str, name: str, level: str, batch: str | None, actor: str
@@ -203,9 +220,7 @@ def nominate(
 @cli.command()
 @click.argument("nomination_id", metavar="ID")
 @click.argument("event")
-@click.option(
-    "--as", "actor", required=True, metavar="ACTOR", help="ndrc, drc:PROVINCE or gov:PROVINCE."
-)
+@as_option("ndrc, drc:PROVINCE or gov:PROVINCE.")
 @click.option("--reason", help="Why (required to send back, reject or defer).")
 @click.option("--idempotency-key", help="Retrying with the same key does the event once.")
 @click.option(
@@ -234,7 +249,7 @@ def fire(
 
 @cli.command()
 @click.argument("nomination_id", metavar="ID")
-@click.option("--as", "actor", metavar="ACTOR", help="List the events this actor could fire.")
+@as_option("List the events this actor could fire.", required=False)
 @json_option
 def show(nomination_id: str, actor: str | None) -> None:
     """A nomination: fields, events the actor could fire, history, pending timers."""
@@ -487,7 +502,7 @@ def batch_group() -> None:
     type=click.Path(dir_okay=False),
     help="YAML mapping province: quota.",
 )
-@click.option("--as", "actor", required=True, metavar="ACTOR", help="ndrc.")
+@as_option("ndrc.")
 @json_option
 def batch_open(batch_id: str, deadline: datetime, quotas_file: str, actor: str) -> None:
     """Open a follow-up batch; its provinces are notified."""

@@ -78,7 +78,9 @@ class FileChannel:
     def send(self, envelope: Envelope) -> None:
         data = bytes(build_message(envelope, self.sender))
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            # Official correspondence: the folder is the owner's, and mkstemp makes each
+            # file 0600 (os.replace keeps it).
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)

@@ -57,3 +57,9 @@ def resolve_actor(actor: Actor, program: Program) -> Actor:
     if actor.province is not None:
         raise InvalidInput(f"actor {actor}: the {actor.role} role takes no province")
     return actor
+
+
+def sees_province(actor: Actor, province: str, program: Program) -> bool:
+    """Whether ``actor`` (resolved) may read a province's nominations: a provincial role
+    sees its own province only; national roles see every province."""
+    return program.roles[actor.role].scope != "province" or actor.province == province

@@ -31,7 +31,7 @@ from peakpilot.notifications.channels import Channel, DeliveryError
 from peakpilot.notifications.compose import BatchInfo, Notifier
 from peakpilot.notifications.contacts import Contacts, load_contacts
 from peakpilot.notifications.render import renderer_for
-from peakpilot.states.actors import Actor, resolve_actor
+from peakpilot.states.actors import Actor, resolve_actor, sees_province
 from peakpilot.states.guards import DecisionContext
 from peakpilot.states.machine import Workflow
 from peakpilot.states.text_rules import check_name, check_reason
@@ -356,10 +356,13 @@ class Engine:
 
     # -- queries -------------------------------------------------------------------------
 
-    def get(self, nomination_id: str) -> Nomination:
-        """The nomination as it is now."""
+    def get(self, nomination_id: str, *, actor: Actor | str | None = None) -> Nomination:
+        """The nomination as it is now; with ``actor``, only if that actor may see it."""
+        reader = None if actor is None else self._actor(actor)
         with self._db.read() as session:
-            return self._snapshot(Store(session, self.program).nomination(nomination_id))
+            row = Store(session, self.program).nomination(nomination_id)
+            self._check_reader(reader, row.province)
+            return self._snapshot(row)
 
     def show(self, nomination_id: str, actor: Actor | str | None = None) -> NominationDetail:
         """A nomination with its history and the events ``actor`` could fire now."""
@@ -381,11 +384,21 @@ class Engine:
         state: str | None = None,
         province: str | None = None,
         batch: str | None = None,
+        actor: Actor | str | None = None,
     ) -> builtins.list[Nomination]:
-        """Nominations in creation order, filtered by state, province and batch."""
+        """Nominations in creation order, filtered by state, province and batch.
+
+        With ``actor``, only what that actor may see: a provincial DRC or government
+        lists its own province (asking for another is NotPermitted)."""
         program = self.program
         state = None if state is None else program.state(state)
         province = None if province is None else program.province(province).slug
+        if actor is not None:
+            reader = self._actor(actor)
+            if province is not None:
+                self._check_reader(reader, province)
+            elif program.roles[reader.role].scope == "province":
+                province = reader.province
         with self._db.read() as session:
             store = Store(session, program)
             if batch is not None:
@@ -418,11 +431,16 @@ class Engine:
             provinces=tuple(provinces),
         )
 
-    def history(self, nomination_id: str) -> builtins.list[HistoryRecord]:
-        """The audit trail of one nomination, oldest first."""
+    def history(
+        self, nomination_id: str, *, actor: Actor | str | None = None
+    ) -> builtins.list[HistoryRecord]:
+        """The audit trail of one nomination, oldest first (``actor``: as for :meth:`get`)."""
+        reader = None if actor is None else self._actor(actor)
         with self._db.read() as session:
             store = Store(session, self.program)
-            return self._history(store.history(store.nomination(nomination_id).id))
+            row = store.nomination(nomination_id)
+            self._check_reader(reader, row.province)
+            return self._history(store.history(row.id))
 
     def verify_audit(self) -> AuditReport:
         """Check every nomination's hash chain; report the first record that fails."""
@@ -624,6 +642,10 @@ class Engine:
         if isinstance(actor, str):
             actor = Actor.parse(actor)
         return resolve_actor(actor, self.program)
+
+    def _check_reader(self, reader: Actor | None, province: str) -> None:
+        if reader is not None and not sees_province(reader, province, self.program):
+            raise NotPermitted(f"{reader} may not read the nominations of {province}")
 
     def _local(self, value: datetime) -> datetime:
         return value.astimezone(self.program.timezone)

@@ -412,6 +412,22 @@ def test_expected_version_is_a_compare_and_set(engine: Engine) -> None:
             "newest record is missing",
         ),
         ("UPDATE nominations SET state = 'confirmed' WHERE id = :id", 3, "is confirmed"),
+        (  # two records swapped
+            "UPDATE audit_records SET seq = 100 WHERE nomination_id = :id AND seq = 2;"
+            "UPDATE audit_records SET seq = 2 WHERE nomination_id = :id AND seq = 3;"
+            "UPDATE audit_records SET seq = 3 WHERE nomination_id = :id AND seq = 100",
+            2,
+            "does not link",
+        ),
+        (  # a forged record inserted in the middle, the rest renumbered
+            "UPDATE audit_records SET seq = 4 WHERE nomination_id = :id AND seq = 3;"
+            "INSERT INTO audit_records (nomination_id, seq, event, from_state, to_state, actor,"
+            " at, reason, batch_id, prev_hash, hash) SELECT nomination_id, 3, 'send_back',"
+            " to_state, 'drafted', 'gov:hebei', at, 'forged', batch_id, hash, hash"
+            " FROM audit_records WHERE nomination_id = :id AND seq = 2",
+            3,
+            "edited",
+        ),
     ],
 )
 def test_verify_audit_names_the_first_broken_record(
@@ -423,7 +439,8 @@ def test_verify_audit_names_the_first_broken_record(
     engine.fire(n.id, "approve", "gov:hebei")
     assert engine.verify_audit().ok and engine.verify_audit().records == 4
     with engine.database.engine.begin() as connection:
-        connection.execute(sa.text(tamper), {"id": n.id})
+        for statement in tamper.split(";"):
+            connection.execute(sa.text(statement), {"id": n.id})
     report = engine.verify_audit()
     assert not report.ok
     assert report.first_broken is not None
@@ -432,7 +449,7 @@ def test_verify_audit_names_the_first_broken_record(
     assert intact.id != n.id
 
 
-# -- follow-up batches (opened directly here; `batch open` arrives with the deadlines) ----
+# -- follow-up batches (opened directly, below the engine's `open_batch`) ----
 
 
 def open_follow_up(engine: Engine, quotas: dict[str, int]) -> None:

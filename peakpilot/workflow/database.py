@@ -117,6 +117,11 @@ class Database:
         except exc.OperationalError as error:
             if _is_disconnect(error):
                 raise self.unreachable(error) from None
+            if "database is locked" in str(error.orig):
+                raise Unavailable(
+                    f"database {masked(self.engine.url)} stayed locked by another writer for "
+                    f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: try again"
+                ) from None
             raise
         finally:
             connection.close()

@@ -82,3 +82,14 @@ def engine(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
     with Engine(db_url, clock=clock) as engine:
         engine.init()
         yield engine
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long fault, load and benchmark runs (`slow`) run in full only when asked:
+    PEAKPILOT_FULL_RUN=1. The default run (and CI) runs their shortened versions."""
+    if os.environ.get("PEAKPILOT_FULL_RUN") == "1":
+        return
+    skip = pytest.mark.skip(reason="full-size run: set PEAKPILOT_FULL_RUN=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -4,6 +4,7 @@ Every unit of work is one transaction from :meth:`Database.write` or :meth:`Data
 On SQLite a writer starts with ``BEGIN IMMEDIATE`` so it holds the write lock before it
 reads what it will change (a deferred BEGIN lets two writers read the same quota and then
 fail or both succeed); readers keep a deferred BEGIN and, thanks to WAL, never wait.
+On PostgreSQL a reader runs at REPEATABLE READ, read only, so that it sees one state.
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ class Database:
         try:
             if write:
                 connection.execution_options(**{_WRITE: True})
+            elif self.dialect == "postgresql":
+                # One snapshot for the whole read: `show` and `audit verify` run several
+                # statements, and READ COMMITTED would let a commit land between them.
+                connection.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
             with (
                 connection.begin() as transaction,
                 Session(bind=connection, autoflush=False, expire_on_commit=False) as session,

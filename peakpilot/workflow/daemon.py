@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -31,6 +31,7 @@ from peakpilot.workflow.engine import Engine
 
 log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
+DISPATCH_BATCH = 20
 
 
 class Daemon:
@@ -69,12 +70,13 @@ class Daemon:
                 self.scheduler.add_job(
                     self._work, "interval", seconds=self.sweep_seconds, id=SWEEP, next_run_time=now
                 )
+                # the catch-up sweep goes first: due timers come before a notice backlog
                 self.scheduler.add_job(
                     self._dispatch,
                     "interval",
                     seconds=self.sweep_seconds,
                     id=DISPATCH,
-                    next_run_time=now,
+                    next_run_time=now + timedelta(milliseconds=200),
                 )
                 log.info(
                     "daemon started",
@@ -118,9 +120,12 @@ class Daemon:
         """Do every due timer, send what that produced, and re-arm the wake-up."""
         with self._busy:
             if not self.stopping.is_set():
-                self._tick()
+                ticked = self._tick()
+                if ticked:
+                    self._send()
 
-    def _tick(self) -> None:
+    def _tick(self) -> bool:
+        """Do the due timers and re-arm the wake-up; whether any timer was done."""
         try:
             report = self.engine.tick(stop=self.stopping)
             for outcome in report.outcomes:
@@ -137,8 +142,6 @@ class Daemon:
                         }
                     },
                 )
-            if report.outcomes:
-                self._send()
             due = self._rearm()
             if not self._caught_up:
                 self._caught_up = True
@@ -151,10 +154,12 @@ class Daemon:
                         }
                     },
                 )
+            return bool(report.outcomes)
         except PeakpilotError as error:  # e.g. the database is unreachable: next sweep retries
             log.error("tick failed: %s", error)
         except Exception as error:  # keep the daemon alive; the sweep retries
             log.exception("tick failed unexpectedly: %s", error)
+        return False
 
     def _dispatch(self) -> None:
         with self._busy:
@@ -162,11 +167,19 @@ class Daemon:
                 self._send()
 
     def _send(self) -> None:
+        """Send due notices a small batch at a time, doing any timer that fell due in
+        between first: a long backlog (or a slow SMTP server) never holds a deadline."""
         try:
-            report = self.engine.dispatch_notices(
-                self.channel, max_attempts=self.max_attempts, stop=self.stopping
-            )
-            if report.sent or report.failed or report.dead:
+            while not self.stopping.is_set():
+                report = self.engine.dispatch_notices(
+                    self.channel,
+                    max_attempts=self.max_attempts,
+                    batch_size=DISPATCH_BATCH,
+                    max_batches=1,
+                    stop=self.stopping,
+                )
+                if not (report.sent or report.failed or report.dead):
+                    return
                 log.info(
                     "notices dispatched",
                     extra={
@@ -177,6 +190,9 @@ class Daemon:
                         }
                     },
                 )
+                due = self.engine.next_due_at()
+                if due is not None and due <= datetime.now(UTC):
+                    self._tick()
         except PeakpilotError as error:
             log.error("dispatch failed: %s", error)
         except Exception as error:
@@ -254,9 +270,12 @@ class PlainFormatter(logging.Formatter):
 
 
 def configure_logging(fmt: str) -> None:
+    """Our lines at INFO; APScheduler's own only when they are errors (its warnings about
+    a job still running at its next interval are expected with one worker thread)."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
-    root = logging.getLogger("peakpilot")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    for name, level in (("peakpilot", logging.INFO), ("apscheduler", logging.ERROR)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False

@@ -597,17 +597,23 @@ class Engine:
         *,
         max_attempts: int = 8,
         batch_size: int = 50,
+        max_batches: int | None = None,
         stop: threading.Event | None = None,
     ) -> DispatchReport:
         """Send every notice due now through ``channel``; failures stay in the outbox.
 
-        Runs until nothing due is left unclaimed. Each claim and each outcome is its own
-        short transaction: no transaction is open while a message is being sent.
+        Runs until nothing due is left unclaimed (or ``max_batches`` claims of
+        ``batch_size`` were sent). Each claim and each outcome is its own short
+        transaction: no transaction is open while a message is being sent.
         """
         counts = {outbox.SENT: 0, outbox.FAILED: 0, outbox.DEAD: 0}
+        batches = 0
         while True:
             claimed = []
-            if stop is None or not stop.is_set():  # a daemon stopping claims nothing new
+            if (stop is None or not stop.is_set()) and (  # a stopping daemon claims nothing
+                max_batches is None or batches < max_batches
+            ):
+                batches += 1
                 with self._db.write() as session:
                     claimed = outbox.claim_due(session, self._now(), batch_size)
             if not claimed:

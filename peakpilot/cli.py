@@ -47,6 +47,13 @@ class Instant(click.ParamType):  # type: ignore[type-arg]  # generic only in cli
             self.fail(f"{value!r} is not an ISO 8601 time such as 2023-11-01T09:00:00+08:00")
         if parsed.utcoffset() is None:
             self.fail(f"{value!r} has no UTC offset: add one, e.g. +08:00")
+        from peakpilot.clock import require_instant
+        from peakpilot.errors import InvalidInput
+
+        try:
+            require_instant(parsed, "time")
+        except InvalidInput as error:
+            self.fail(str(error))
         return parsed
 
 
@@ -143,11 +150,14 @@ def _engine(*, frozen: bool = True, contacts: Path | None = None) -> Engine:
     return engine
 
 
-def _console() -> Console:
+def _console(*, markup: bool = False) -> Console:
+    """Rich output. Markup stays off wherever stored text is shown: a name such as
+    ``[/]`` or ``[red]x`` is data, never styling (and never a crash)."""
     from rich.console import Console
 
     # Piped output is read by people too (less, CI logs): don't squeeze tables to 80.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, markup=markup, width=width)
 
 
 def _emit(document: Any, human: Callable[[], None]) -> None:
@@ -257,6 +267,7 @@ def show(nomination_id: str, actor: str | None) -> None:
 
     def human() -> None:
         from rich.table import Table
+        from rich.text import Text
 
         console = _console()
         n = detail.nomination
@@ -271,7 +282,7 @@ def show(nomination_id: str, actor: str | None) -> None:
             ("version", str(n.version)),
             ("can fire", ", ".join(detail.allowed_events) or "-"),
         ):
-            fields.add_row(f"[bold]{label}[/]", value)
+            fields.add_row(Text(label, style="bold"), value)
         console.print(fields)
         console.print(_history_table(detail.history))
         if detail.timers:
@@ -417,7 +428,7 @@ def demo() -> None:
     from peakpilot.workflow.demo import DEMO_CONTACTS, run_demo
 
     engine = _engine(frozen=False, contacts=DEMO_CONTACTS)
-    console = _console()
+    console = _console(markup=True)  # the narration's own styling; its texts are the demo's
     quiet = _options().json
     channel = channel_from_settings(_settings())
     summary = run_demo(engine, channel, narrate=None if quiet else console.print)

@@ -10,14 +10,35 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+# Instants the engine accepts: wide enough for any programme, narrow enough that adding a
+# reminder offset or showing the time in any zone can never overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
 
 def require_aware(value: datetime, what: str = "time") -> datetime:
     """Return ``value`` in UTC, refusing a naive datetime (its zone would be a guess)."""
     from peakpilot.errors import InvalidInput
 
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{what} {value!r} is not a date and time")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise InvalidInput(f"{what} {value.isoformat()} has no UTC offset: give one, e.g. +08:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{what} {value.isoformat()} cannot be expressed in UTC") from None
+
+
+def require_instant(value: datetime, what: str = "time") -> datetime:
+    """:func:`require_aware`, and within the years 1900 to 8999: the engine adds offsets
+    to instants and shows them in the programme's zone, which must never overflow."""
+    from peakpilot.errors import InvalidInput
+
+    utc = require_aware(value, what)
+    if not EARLIEST <= utc < LATEST:
+        raise InvalidInput(f"{what} {value.isoformat()} is outside the years 1900 to 8999")
+    return utc
 
 
 class Clock(Protocol):

@@ -301,7 +301,7 @@ def load_program(path: str | Path | None = None) -> Program:
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"cannot read programme file {path}: {exc}") from exc
     return parse_program(source, str(path))
 

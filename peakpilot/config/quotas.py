@@ -15,7 +15,7 @@ def load_quotas(path: str | Path, program: Program) -> dict[str, int]:
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"cannot read quotas file {path}: {exc}") from exc
     return parse_quotas(source, program, str(path))
 

@@ -61,7 +61,7 @@ def load_contacts(path: str | Path, program: Program) -> Contacts:
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"cannot read contacts file {path}: {exc}") from exc
     return parse_contacts(source, program, str(path))
 

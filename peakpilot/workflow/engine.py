@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlmodel import select
 
-from peakpilot.clock import Clock, SystemClock, require_aware
+from peakpilot.clock import Clock, SystemClock, require_instant
 from peakpilot.config.program import Names, Program, load_program, parse_program
+from peakpilot.config.quotas import MAX_QUOTA
 from peakpilot.errors import Conflict, InvalidInput, NotFound, NotPermitted, Refused
 from peakpilot.notifications.channels import Channel, DeliveryError
 from peakpilot.notifications.compose import BatchInfo, Notifier
@@ -54,7 +55,7 @@ from peakpilot.workflow.snapshots import (
     Timer,
     to_jsonable,
 )
-from peakpilot.workflow.store import OPEN, Store
+from peakpilot.workflow.store import BATCH_ID, OPEN, Store
 from peakpilot.workflow.tables import (
     AuditRecordRow,
     BatchRow,
@@ -67,7 +68,7 @@ from peakpilot.workflow.tables import (
 from peakpilot.workflow.timers import TimerWork, batch_timers, milestone_timers
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
 
 # One machine per programme text, shared by every Engine of the process.
 _WORKFLOWS: dict[str, Workflow] = {}
@@ -259,11 +260,10 @@ class Engine:
         """
         actor = self._actor(actor)
         check_reason(reason)
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH
-        ):
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise InvalidInput(
-                f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters long"
+                f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII "
+                "characters"
             )
         try:
             with self._unique_names(), self._db.write() as session:
@@ -466,7 +466,7 @@ class Engine:
         leaves each timer done once or not at all; a second tick for the same ``now``
         finds nothing due and changes nothing.
         """
-        now = require_aware(now, "tick time") if now is not None else self._now()
+        now = require_instant(now, "tick time") if now is not None else self._now()
         program, notifier = self.program, self.notifier
         outcomes = []
         while stop is None or not stop.is_set():
@@ -509,11 +509,11 @@ class Engine:
             raise NotPermitted(
                 f"{actor} may not open a batch: only {' or '.join(program.open_batch_roles)} may"
             )
-        if not BATCH_ID.match(batch_id):
+        if not isinstance(batch_id, str) or not BATCH_ID.fullmatch(batch_id):
             raise InvalidInput(
                 f"batch id {batch_id!r}: use 1 to 64 letters, digits, '.', '_' or '-'"
             )
-        deadline_at = require_aware(deadline, "the deadline")
+        deadline_at = require_instant(deadline, "the deadline")
         now = self._now()
         if deadline_at <= now:
             raise Refused(
@@ -525,8 +525,10 @@ class Engine:
             slug = program.province(province).slug
             if slug in resolved:
                 raise InvalidInput(f"{slug} is given twice")
-            if isinstance(quota, bool) or not isinstance(quota, int) or quota < 1:
-                raise InvalidInput(f"the quota of {slug} must be a whole number of at least 1")
+            if isinstance(quota, bool) or not isinstance(quota, int) or not 1 <= quota <= MAX_QUOTA:
+                raise InvalidInput(
+                    f"the quota of {slug} must be a whole number from 1 to {MAX_QUOTA}"
+                )
             resolved[slug] = quota
         if not resolved:
             raise InvalidInput("give at least one province a quota")
@@ -642,7 +644,7 @@ class Engine:
     # -- helpers -------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return require_aware(self.clock.now(), "the clock's time")
+        return require_instant(self.clock.now(), "the clock's time")
 
     def _actor(self, actor: Actor | str) -> Actor:
         if isinstance(actor, str):

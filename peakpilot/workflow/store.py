@@ -34,8 +34,8 @@ from peakpilot.workflow.tables import (
 )
 
 OPEN, CLOSED = "open", "closed"
-_ID = re.compile(r"^[0-9a-f]{16}$")  # new_id() ids
-_MAX_BATCH_ID = 64
+_ID = re.compile(r"[0-9a-f]{16}")  # new_id() ids, matched whole
+BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # what a batch id may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class Store:
     def nomination(self, nomination_id: str) -> NominationRow:
         """The nomination, or NotFound (a malformed id is simply not found)."""
         row = None
-        if isinstance(nomination_id, str) and _ID.match(nomination_id):
+        if isinstance(nomination_id, str) and _ID.fullmatch(nomination_id):
             row = self.session.get(NominationRow, nomination_id)
         if row is None:
             raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
@@ -168,7 +168,7 @@ class Store:
 
     def batch(self, batch_id: str) -> BatchRow:
         row = None
-        if isinstance(batch_id, str) and 0 < len(batch_id) <= _MAX_BATCH_ID:
+        if isinstance(batch_id, str) and BATCH_ID.fullmatch(batch_id):
             row = self.session.get(BatchRow, batch_id)
         if row is None:
             raise NotFound(f"no batch {batch_id!r}")
@@ -443,7 +443,7 @@ class Store:
 
     def notice(self, notice_id: str) -> NoticeRow:
         row = None
-        if isinstance(notice_id, str) and _ID.match(notice_id):
+        if isinstance(notice_id, str) and _ID.fullmatch(notice_id):
             row = self.session.get(NoticeRow, notice_id)
         if row is None:
             raise NotFound(f"no notice {notice_id!r}: check the id (see `peakpilot notices`)")

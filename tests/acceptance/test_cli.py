@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.design import DESIGN_QUOTAS, DESIGN_STATES
+
 BEFORE = "2023-10-20T09:00:00+08:00"
 BEFORE_UTC = "2023-10-20T01:00:00+00:00"  # the same instant, another offset
 AT_DEADLINE = "2023-11-15T00:00:00+08:00"
@@ -33,33 +35,8 @@ JUST_BEFORE_DEADLINE = "2023-11-14T23:59:59+08:00"
 BATCH = "2023-first"
 EIGHT_HOURS = timedelta(hours=8)
 
-STATES = (
-    "drafted",
-    "provincial_approval",
-    "approved",
-    "submitted",
-    "confirmed",
-    "rejected",
-    "withdrawn",
-    "follow_up_batch",
-)
-QUOTAS = {
-    "hebei": 3,
-    "shanxi": 2,
-    "inner_mongolia": 3,
-    "liaoning": 2,
-    "heilongjiang": 2,
-    "jiangsu": 3,
-    "zhejiang": 2,
-    "anhui": 2,
-    "shandong": 3,
-    "henan": 2,
-    "hubei": 2,
-    "hunan": 2,
-    "guangdong": 3,
-    "shaanxi": 2,
-    "xinjiang": 2,
-}
+STATES = DESIGN_STATES
+QUOTAS = DESIGN_QUOTAS
 NOMINATION_FIELDS = {"id", "batch", "province", "kind", "name", "level", "state", "version"}
 HISTORY_FIELDS = {"seq", "event", "from_state", "to_state", "actor", "at", "reason"}
 

@@ -52,29 +52,13 @@ from aiosmtpd.controller import Controller
 from peakpilot import Engine, Nomination
 from peakpilot.notifications.channels import message_id
 from peakpilot.workflow.outbox import LEASE
+from tests.design import PROVINCES
 
 T = TypeVar("T")
 FULL = os.environ.get("PEAKPILOT_FULL_RUN") == "1"
 SEED = int(os.environ.get("PEAKPILOT_FAULT_SEED", "0")) or time.time_ns() % 1_000_000_007
 STARTED = "daemon started"
 SWEEP_SECONDS = "0.2"
-PROVINCES = (
-    "hebei",
-    "shanxi",
-    "inner_mongolia",
-    "liaoning",
-    "heilongjiang",
-    "jiangsu",
-    "zhejiang",
-    "anhui",
-    "shandong",
-    "henan",
-    "hubei",
-    "hunan",
-    "guangdong",
-    "shaanxi",
-    "xinjiang",
-)
 # Every actor has a real address; every other drc two, so that "one notice per address"
 # is exercised; the NDRC reads English.
 ADDRESSES: dict[str, list[str]] = {"ndrc": ["climate@ndrc.example.cn"]}

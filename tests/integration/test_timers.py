@@ -23,27 +23,11 @@ from peakpilot.config.program import load_program
 from peakpilot.config.quotas import parse_quotas
 from peakpilot.errors import ConfigError
 from tests.conftest import BEFORE_DEADLINE, BEIJING, DEADLINE
+from tests.design import PROVINCES
 
 SECOND = timedelta(seconds=1)
 EIGHT_HOURS = timedelta(hours=8)
 REMINDER_DAYS = (14, 7, 1)
-PROVINCES = (
-    "hebei",
-    "shanxi",
-    "inner_mongolia",
-    "liaoning",
-    "heilongjiang",
-    "jiangsu",
-    "zhejiang",
-    "anhui",
-    "shandong",
-    "henan",
-    "hubei",
-    "hunan",
-    "guangdong",
-    "shaanxi",
-    "xinjiang",
-)
 UNSUBMITTED = ("drafted", "provincial_approval", "approved")
 MILESTONES = (
     datetime(2025, 11, 5, tzinfo=BEIJING),  # 2025-12-31 minus 56 days

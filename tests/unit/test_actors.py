@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from peakpilot.config.program import Program, load_program
 from peakpilot.errors import InvalidInput
 from peakpilot.states.actors import SYSTEM, Actor, resolve_actor
+from tests.design import PROVINCES
 
 _PROGRAM = load_program()
 
@@ -143,25 +144,7 @@ def test_str_forms() -> None:
 
 @given(
     role=st.sampled_from(["drc", "gov"]),
-    province=st.sampled_from(
-        [
-            "hebei",
-            "shanxi",
-            "inner_mongolia",
-            "liaoning",
-            "heilongjiang",
-            "jiangsu",
-            "zhejiang",
-            "anhui",
-            "shandong",
-            "henan",
-            "hubei",
-            "hunan",
-            "guangdong",
-            "shaanxi",
-            "xinjiang",
-        ]
-    ),
+    province=st.sampled_from(PROVINCES),
 )
 def test_every_provincial_actor_resolves_to_itself_and_its_code(role: str, province: str) -> None:
     program = _PROGRAM

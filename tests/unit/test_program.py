@@ -11,6 +11,7 @@ import pytest
 
 from peakpilot.config.program import Program, load_program, parse_program
 from peakpilot.errors import ConfigError, InvalidInput
+from tests.design import DESIGN_QUOTAS, DESIGN_STATES
 
 SHIPPED_TEXT = (
     resources.files("peakpilot.config.programs")
@@ -19,23 +20,6 @@ SHIPPED_TEXT = (
 )
 
 # DESIGN §1: the first batch's quotas, and §4: the province slugs, with GB/T 2260 codes.
-DESIGN_QUOTAS = {
-    "hebei": 3,
-    "shanxi": 2,
-    "inner_mongolia": 3,
-    "liaoning": 2,
-    "heilongjiang": 2,
-    "jiangsu": 3,
-    "zhejiang": 2,
-    "anhui": 2,
-    "shandong": 3,
-    "henan": 2,
-    "hubei": 2,
-    "hunan": 2,
-    "guangdong": 3,
-    "shaanxi": 2,
-    "xinjiang": 2,
-}
 GB_T_2260 = {
     "hebei": "130000",
     "shanxi": "140000",
@@ -53,16 +37,6 @@ GB_T_2260 = {
     "shaanxi": "610000",
     "xinjiang": "650000",
 }
-DESIGN_STATES = (
-    "drafted",
-    "provincial_approval",
-    "approved",
-    "submitted",
-    "confirmed",
-    "rejected",
-    "withdrawn",
-    "follow_up_batch",
-)
 # DESIGN §2, row by row: (event, sources, destination, role, guards).
 DESIGN_ROWS = [
     (

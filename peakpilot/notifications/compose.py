@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from peakpilot.config.program import Program
+from peakpilot.config.program import NoticeSpec, Program
 from peakpilot.notifications.contacts import Contacts
 from peakpilot.notifications.render import LOCALES, Renderer
 
@@ -95,6 +95,7 @@ class Notifier:
     def for_event(
         self,
         nomination: NominationLike,
+        notice: NoticeSpec | None,
         *,
         seq: int,
         event: str,
@@ -106,18 +107,12 @@ class Notifier:
         batch: BatchInfo,
         from_batch: str | None = None,
     ) -> list[Outgoing]:
-        """The notices of the transition ``event`` made from ``from_state``, if it has any."""
-        row = next(
-            (t for t in self.program.transitions if t.event == event and from_state in t.sources),
-            None,
-        )
-        if row is None or row.notice is None:
+        """The notices ``notice`` (the transition's declaration, if any) asks for."""
+        if notice is None:
             return []
-        notice = row.notice
         recipients = [self._actor_for(role, nomination.province) for role in notice.to]
 
         def context(locale: str) -> dict[str, Any]:
-            extra = {"from_batch": from_batch} if notice.kind == "carried_over" else {}
             return {
                 "nomination": self.nomination_context(nomination, to_state, locale),
                 "actor": {"actor": actor, "name": self.actor_name(actor, locale)},
@@ -125,7 +120,7 @@ class Notifier:
                 "from_state": from_state,
                 "to_state": to_state,
                 "reason": reason,
-                **extra,
+                "from_batch": from_batch,  # the batch a carry-over left; None otherwise
             }
 
         return self.compose(

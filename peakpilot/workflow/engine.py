@@ -312,7 +312,8 @@ class Engine:
             )
         current = self._snapshot(row)
         now = self._now()
-        self.workflow.transition(event, row.state, f"nomination {row.id}")
+        # the move's existence is checked before its context is read (the contract's order)
+        transition = self.workflow.transition(event, row.state, f"nomination {row.id}")
         context = self._context(store, row, event, now, reason, lock=True)
         to_state = self.workflow.decide(current, event, actor, context)
         # A move whose rules look at a target batch (carry_over) lands in that batch.
@@ -334,6 +335,7 @@ class Engine:
         store.add_notices(
             self.notifier.for_event(
                 current,
+                transition.notice,
                 seq=current.version + 1,
                 event=event,
                 actor=str(actor),

@@ -20,7 +20,6 @@ from aiosmtpd.controller import Controller
 
 from peakpilot import Engine, FrozenClock, NotFound, Refused
 from peakpilot.notifications.channels import Envelope, FileChannel, SmtpChannel
-from peakpilot.notifications.contacts import parse_contacts
 
 SENDER = "peakpilot <noreply@peakpilot.test>"
 CONTACTS = """
@@ -72,10 +71,11 @@ def smtp(smtp_port: int) -> Iterator[Inbox]:
 
 
 @pytest.fixture
-def engine(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
-    with Engine(db_url, clock=clock) as engine:
+def engine(db_url: str, clock: FrozenClock, tmp_path: Path) -> Iterator[Engine]:
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(CONTACTS, encoding="utf-8")
+    with Engine(db_url, clock=clock, contacts=contacts) as engine:
         engine.init()
-        engine._contacts = parse_contacts(CONTACTS, engine.program)
         yield engine
 
 

@@ -478,11 +478,9 @@ def daemon(log_format: str) -> None:
     settings = _settings()
     if settings.now is not None:
         raise click.UsageError("the daemon runs on the system clock: drop --now / PEAKPILOT_NOW")
-    engine = _engine(frozen=False)
-    engine.notifier  # a broken programme, contacts file or template stops it here  # noqa: B018
     configure_logging(log_format)
     Daemon(
-        engine,
+        _engine(frozen=False),
         channel_from_settings(settings),
         sweep_seconds=settings.sweep_seconds,
         max_attempts=settings.notify_max_attempts,

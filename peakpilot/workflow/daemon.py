@@ -22,9 +22,9 @@ from types import FrameType
 from typing import IO, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
-from peakpilot.errors import PeakpilotError, Refused
+from peakpilot.errors import PeakpilotError, Refused, Unavailable
 from peakpilot.notifications.channels import Channel
 from peakpilot.workflow.database import masked
 from peakpilot.workflow.engine import Engine
@@ -32,6 +32,7 @@ from peakpilot.workflow.engine import Engine
 log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
 DISPATCH_BATCH = 20
+MAX_RECONNECT_DELAY = 10.0
 
 
 class Daemon:
@@ -52,7 +53,7 @@ class Daemon:
         self.stopping = threading.Event()
         self._busy = threading.Lock()  # held by the job in hand
         self._caught_up = False
-        self.scheduler = BlockingScheduler(
+        self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
@@ -60,50 +61,81 @@ class Daemon:
 
     def run(self) -> None:
         """Block until stopped. The first sweep runs at once: it catches up on whatever
-        fell due while no daemon was running."""
+        fell due while no daemon was running.
+
+        The scheduler runs in the background and this thread waits for the stop signal,
+        so a signal that lands at any moment (even before the scheduler has started) is
+        never missed."""
         with _single_daemon(self.engine):
             previous = {
                 sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
             }
             try:
-                now = datetime.now(UTC)
-                self.scheduler.add_job(
-                    self._work, "interval", seconds=self.sweep_seconds, id=SWEEP, next_run_time=now
-                )
-                # the catch-up sweep goes first: due timers come before a notice backlog
-                self.scheduler.add_job(
-                    self._dispatch,
-                    "interval",
-                    seconds=self.sweep_seconds,
-                    id=DISPATCH,
-                    next_run_time=now + timedelta(milliseconds=200),
-                )
-                log.info(
-                    "daemon started",
-                    extra={
-                        "fields": {
-                            "database": masked(self.engine.database.engine.url),
-                            "sweep_seconds": self.sweep_seconds,
-                        }
-                    },
-                )
-                self.scheduler.start()
+                if self._wait_for_database():
+                    self._start()
+                    while not self.stopping.wait(timeout=1.0):
+                        pass
+                self._shutdown()
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
         log.info("daemon stopped")
 
     def stop(self) -> None:
-        """Finish the work in hand, then return from :meth:`run`.
-
-        The job in hand is awaited here, before ``shutdown``: APScheduler holds its job
-        lock while it waits for running jobs, and a job re-arming the wake-up needs that
-        lock. Jobs that start after ``stopping`` is set return at once."""
+        """Ask :meth:`run` to finish the work in hand and return (safe from any thread)."""
         self.stopping.set()
+
+    def _start(self) -> None:
+        now = datetime.now(UTC)
+        self.scheduler.add_job(
+            self._work, "interval", seconds=self.sweep_seconds, id=SWEEP, next_run_time=now
+        )
+        # the catch-up sweep goes first: due timers come before a notice backlog
+        self.scheduler.add_job(
+            self._dispatch,
+            "interval",
+            seconds=self.sweep_seconds,
+            id=DISPATCH,
+            next_run_time=now + timedelta(milliseconds=200),
+        )
+        log.info(
+            "daemon started",
+            extra={
+                "fields": {
+                    "database": masked(self.engine.database.engine.url),
+                    "sweep_seconds": self.sweep_seconds,
+                }
+            },
+        )
+        self.scheduler.start()
+
+    def _shutdown(self) -> None:
+        """Await the job in hand, then stop the scheduler.
+
+        The job is awaited before ``shutdown``: APScheduler holds its job lock while it
+        waits for running jobs, and a job re-arming the wake-up needs that lock. Jobs that
+        start after ``stopping`` is set return at once."""
         with self._busy:
             pass
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+
+    def _wait_for_database(self) -> bool:
+        """Load the programme, its templates and contacts, retrying with backoff while the
+        database cannot be reached (a daemon started before its database, or whose first
+        connection is cut, keeps trying); False when stopped meanwhile.
+
+        A broken programme, contacts file or template is no reason to wait: it raises."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self.engine.notifier  # noqa: B018  (loads and checks them once)
+                return True
+            except Unavailable as error:
+                log.error("database unavailable, retrying in %.1f s: %s", delay, error)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
+        return False
 
     def job_count(self) -> int:
         return len(self.scheduler.get_jobs())
@@ -113,8 +145,6 @@ class Daemon:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
         self.stopping.set()
-        # shutdown() waits for the job in hand; run it off the signal handler's frame
-        threading.Thread(target=self.stop, name="peakpilot-stop").start()
 
     def _work(self) -> None:
         """Do every due timer, send what that produced, and re-arm the wake-up."""

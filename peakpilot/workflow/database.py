@@ -121,10 +121,10 @@ class Database:
                 session.flush()
                 if not write:
                     transaction.rollback()
-        except exc.OperationalError as error:
+        except exc.DBAPIError as error:
             if _is_disconnect(error):
                 raise self.unreachable(error) from None
-            if "database is locked" in str(error.orig):
+            if isinstance(error, exc.OperationalError) and "database is locked" in str(error.orig):
                 raise Unavailable(
                     f"database {masked(self.engine.url)} stayed locked by another writer for "
                     f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: try again"

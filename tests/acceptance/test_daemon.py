@@ -563,3 +563,32 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
         for name, lines in logs.items():
             assert not [line for line in lines if " error " in line], (name, lines)
         assert engine.verify_audit().ok
+
+
+@pytest.mark.postgres
+def test_a_daemon_started_before_its_database_waits_for_it_and_stops_on_sigterm(
+    postgres_admin: sa.Engine, daemons: Callable[..., Daemon]
+) -> None:
+    name = f"peakpilot_test_late_{os.getpid()}_{time.monotonic_ns()}"
+    url = postgres_admin.url.set(database=name).render_as_string(hide_password=False)
+    waiting = daemons(url)
+    gives_up = daemons(url, name="stopped-while-waiting")
+    wait_for("the daemons to retry", lambda: "database unavailable" in gives_up.log, 20)
+    assert gives_up.terminate()[0] == 0  # a signal while waiting is a clean stop
+    # prepared under another name, then renamed: the daemon never sees it half-initialised
+    staging = postgres_admin.url.set(database=f"{name}_staging")
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}_staging"')
+    try:
+        prepare(staging.render_as_string(hide_password=False)).close()
+        with postgres_admin.connect() as connection:
+            connection.exec_driver_sql(f'ALTER DATABASE "{name}_staging" RENAME TO "{name}"')
+        waiting.wait_started(timeout=30)
+        assert "database unavailable, retrying" in waiting.log
+        code, seconds = waiting.terminate()
+        assert (code, seconds < 10) == (0, True), waiting.log
+    finally:
+        waiting.cleanup()
+        with postgres_admin.connect() as connection:
+            for database in (name, f"{name}_staging"):
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -50,6 +50,9 @@ class Renderer:
             "keep_trailing_newline": True,
             "trim_blocks": True,
             "lstrip_blocks": True,
+            # Templates are read once per process: no stat() of every file at every render
+            # (an operator's changed template takes effect when the process restarts).
+            "auto_reload": False,
         }
         if override_dir is None:
             self.env = jinja2.Environment(loader=shipped, **options)

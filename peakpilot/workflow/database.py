@@ -9,17 +9,22 @@ On PostgreSQL a reader runs at REPEATABLE READ, read only, so that it sees one s
 
 from __future__ import annotations
 
+import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
 from peakpilot.errors import InvalidInput, Unavailable
+from peakpilot.workflow.records import SqlDialect
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "peakpilot_write"
@@ -84,7 +89,96 @@ class Database:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.sql = SqlDialect(engine.dialect)
         prepare_sqlite(engine)
+        self._own = threading.local()  # each thread's long-lived connection
+        self._held: list[PoolProxiedConnection] = []
+        self._held_lock = threading.Lock()
+
+    def transact(self, work: Callable[[PoolProxiedConnection], T]) -> T:
+        """Run ``work`` in one write transaction on this thread's own connection.
+
+        The hot path's unit of work: checking a connection out of the pool and starting
+        SQLAlchemy's transaction around it cost as much as the durable commit itself, so
+        each thread keeps one connection for the Engine's life and runs the transaction on
+        the driver. A connection found lost before the commit (a restarted server, a
+        terminated backend) is replaced and ``work`` runs once more: nothing of it was
+        kept, and ``work`` has no effect outside the transaction."""
+        for attempt in (1, 2):
+            connection = self._own_connection()
+            committing = False
+            try:
+                if self.dialect == "sqlite":
+                    self._driver(connection, "BEGIN IMMEDIATE")
+                result = work(connection)
+                committing = True
+                self._driver(connection, "COMMIT")
+                return result
+            except exc.DBAPIError as error:
+                self._rollback(connection)
+                if error.connection_invalidated and not committing and attempt == 1:
+                    continue
+                raise self._failure(error) from None
+            except BaseException:
+                self._rollback(connection)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _driver(self, connection: PoolProxiedConnection, command: str) -> None:
+        try:
+            if command == "COMMIT":
+                connection.commit()
+            else:
+                connection.driver_connection.execute(command)  # type: ignore[union-attr]
+        except self.sql.error as error:
+            raise self.sql.translated(command, (), error, connection) from error
+
+    def _rollback(self, connection: PoolProxiedConnection) -> None:
+        if not connection.is_valid:
+            self._drop_own_connection(connection)
+            return
+        try:
+            connection.rollback()
+        except self.sql.error as error:  # the connection died meanwhile
+            connection.invalidate(error)
+            self._drop_own_connection(connection)
+
+    def _own_connection(self) -> PoolProxiedConnection:
+        connection: PoolProxiedConnection | None = getattr(self._own, "connection", None)
+        if connection is None:
+            try:
+                connection = self.engine.raw_connection()
+            except exc.DBAPIError as error:
+                raise self.unreachable(error) from None
+            self._own.connection = connection
+            with self._held_lock:
+                self._held.append(connection)
+        return connection
+
+    def _drop_own_connection(self, connection: PoolProxiedConnection) -> None:
+        self._own.connection = None
+        with self._held_lock:
+            self._held.remove(connection)
+        connection.close()
+
+    def close(self) -> None:
+        """Give every thread's own connection back to the pool."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for connection in held:
+            connection.close()
+        self._own = threading.local()
+
+    def _failure(self, error: exc.DBAPIError) -> Exception:
+        """The clerk's error for a database failure, or ``error`` itself."""
+        if _is_disconnect(error):
+            return self.unreachable(error)
+        if isinstance(error, exc.OperationalError) and "database is locked" in str(error.orig):
+            return Unavailable(
+                f"database {masked(self.engine.url)} stayed locked by another writer for "
+                f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: try again"
+            )
+        return error
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -122,14 +216,10 @@ class Database:
                 if not write:
                     transaction.rollback()
         except exc.DBAPIError as error:
-            if _is_disconnect(error):
-                raise self.unreachable(error) from None
-            if isinstance(error, exc.OperationalError) and "database is locked" in str(error.orig):
-                raise Unavailable(
-                    f"database {masked(self.engine.url)} stayed locked by another writer for "
-                    f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: try again"
-                ) from None
-            raise
+            failure = self._failure(error)
+            if failure is error:
+                raise
+            raise failure from None
         finally:
             connection.close()
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
-from sqlmodel import select
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlmodel import Session, select
 
 from peakpilot.clock import Clock, SystemClock, require_instant
 from peakpilot.config.program import Names, Program, load_program, parse_program
@@ -40,6 +41,13 @@ from peakpilot.workflow import audit, outbox
 from peakpilot.workflow.database import Database, create_engine, masked
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.loading import store_program
+from peakpilot.workflow.records import (
+    BATCH_ID,
+    OPEN,
+    NominationRecord,
+    Records,
+    RememberedCall,
+)
 from peakpilot.workflow.snapshots import (
     AuditReport,
     Board,
@@ -55,12 +63,10 @@ from peakpilot.workflow.snapshots import (
     Timer,
     to_jsonable,
 )
-from peakpilot.workflow.store import BATCH_ID, OPEN, Store
+from peakpilot.workflow.store import Store
 from peakpilot.workflow.tables import (
     AuditRecordRow,
     BatchRow,
-    IdempotencyRow,
-    NominationRow,
     NoticeRow,
     ProgramRow,
     TimerRow,
@@ -119,7 +125,9 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        """Release the connections, unless the database engine belongs to the caller."""
+        """Release the connections; dispose of the database engine unless it belongs to
+        the caller."""
+        self._db.close()
         if self._owns_engine:
             self._db.engine.dispose()
 
@@ -207,7 +215,7 @@ class Engine:
         check_name(name)
         now = self._now()
         with self._unique_names(), self._db.write() as session:
-            store = Store(session, program)
+            store = self._store(session)
             batch_row = store.batch_for_nomination(batch, province_slug)
             context = DecisionContext(
                 now=now,
@@ -226,7 +234,7 @@ class Engine:
                     f"cannot nominate {name!r}: {province_slug} already has a {kind} of that "
                     f"name in batch {batch_row.id}"
                 )
-            row = NominationRow(
+            row = NominationRecord(
                 id=new_id(),
                 batch_id=batch_row.id,
                 province=province_slug,
@@ -265,31 +273,29 @@ class Engine:
                 f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII "
                 "characters"
             )
+        program = self.program
+
+        def transition(connection: PoolProxiedConnection) -> Nomination:
+            records = Records(connection, self._db.sql, program)
+            if idempotency_key is not None:
+                replay = self._replay(records, idempotency_key, nomination_id, event, actor)
+                if replay is not None:
+                    return replay
+            after = self._move(records, nomination_id, event, actor, reason, expected_version)
+            if idempotency_key is not None:
+                result = json.dumps(to_jsonable(after), ensure_ascii=False)
+                call = RememberedCall(after.id, event, str(actor), result)
+                records.remember(idempotency_key, call, self._now())
+            return after
+
         try:
-            with self._unique_names(), self._db.write() as session:
-                store = Store(session, self.program)
-                if idempotency_key is not None:
-                    replay = self._replay(store, idempotency_key, nomination_id, event, actor)
-                    if replay is not None:
-                        return replay
-                after = self._move(store, nomination_id, event, actor, reason, expected_version)
-                if idempotency_key is not None:
-                    store.remember(
-                        IdempotencyRow(
-                            key=idempotency_key,
-                            nomination_id=after.id,
-                            event=event,
-                            actor=str(actor),
-                            created_at=self._now(),
-                            result=json.dumps(to_jsonable(after), ensure_ascii=False),
-                        )
-                    )
-                return after
+            with self._unique_names():
+                return self._db.transact(transition)
         except Conflict:
             # A concurrent call with the same key may have won: its result is ours.
             if idempotency_key is not None:
                 with self._db.read() as session:
-                    store = Store(session, self.program)
+                    store = self._store(session)
                     replay = self._replay(store, idempotency_key, nomination_id, event, actor)
                 if replay is not None:
                     return replay
@@ -297,7 +303,7 @@ class Engine:
 
     def _move(
         self,
-        store: Store,
+        store: Records,
         nomination_id: str,
         event: str,
         actor: Actor,
@@ -362,7 +368,7 @@ class Engine:
         """The nomination as it is now; with ``actor``, only if that actor may see it."""
         reader = None if actor is None else self._actor(actor)
         with self._db.read() as session:
-            row = Store(session, self.program).nomination(nomination_id)
+            row = self._store(session).nomination(nomination_id)
             self._check_reader(reader, row.province)
             return self._snapshot(row)
 
@@ -371,7 +377,7 @@ class Engine:
         resolved = None if actor is None else self._actor(actor)
         now = self._now()
         with self._db.read() as session:
-            store = Store(session, self.program)
+            store = self._store(session)
             row = store.nomination(nomination_id)
             current = self._snapshot(row)
             context = self._context(store, row, None, now, None, lock=False)
@@ -402,7 +408,7 @@ class Engine:
             elif program.roles[reader.role].scope == "province":
                 province = reader.province
         with self._db.read() as session:
-            store = Store(session, program)
+            store = self._store(session)
             if batch is not None:
                 store.batch(batch)
             rows = store.nominations(state=state, province=province, batch=batch)
@@ -412,7 +418,7 @@ class Engine:
         """Per province of a batch (the newest when ``None``): quota, used, left, states."""
         program = self.program
         with self._db.read() as session:
-            store = Store(session, program)
+            store = self._store(session)
             batch_row = store.batch(batch) if batch is not None else store.newest_batch()
             if batch_row is None:
                 raise NotFound("no batch exists yet: run `peakpilot init`")
@@ -439,7 +445,7 @@ class Engine:
         """The audit trail of one nomination, oldest first (``actor``: as for :meth:`get`)."""
         reader = None if actor is None else self._actor(actor)
         with self._db.read() as session:
-            store = Store(session, self.program)
+            store = self._store(session)
             row = store.nomination(nomination_id)
             self._check_reader(reader, row.province)
             return self._history(store.history(row.id))
@@ -447,7 +453,7 @@ class Engine:
     def verify_audit(self) -> AuditReport:
         """Check every nomination's hash chain; report the first record that fails."""
         with self._db.read() as session:
-            store = Store(session, self.program)
+            store = self._store(session)
             checked, broken = audit.find_first_break(store.chain_heads(), store.chain_records())
             if broken is None:
                 return AuditReport(ok=True, records=checked, first_broken=None)
@@ -469,11 +475,11 @@ class Engine:
         finds nothing due and changes nothing.
         """
         now = require_instant(now, "tick time") if now is not None else self._now()
-        program, notifier = self.program, self.notifier
+        notifier = self.notifier
         outcomes = []
         while stop is None or not stop.is_set():
             with self._unique_names(), self._db.write() as session:
-                store = Store(session, program)
+                store = self._store(session)
                 timer = store.next_due_timer(now)
                 if timer is None:
                     break
@@ -485,13 +491,13 @@ class Engine:
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (what the daemon sleeps until)."""
         with self._db.read() as session:
-            due = Store(session, self.program).next_due_at()
+            due = self._store(session).next_due_at()
         return None if due is None else self._local(due)
 
     def timers(self, batch: str | None = None) -> builtins.list[Timer]:
         """Pending timers in due order, of one batch or of all."""
         with self._db.read() as session:
-            store = Store(session, self.program)
+            store = self._store(session)
             if batch is not None:
                 store.batch(batch)
             return [self._timer(t) for t in store.pending_timers(batch=batch)]
@@ -535,7 +541,7 @@ class Engine:
         if not resolved:
             raise InvalidInput("give at least one province a quota")
         with self._unique_names(), self._db.write() as session:
-            store = Store(session, program)
+            store = self._store(session)
             if session.get(BatchRow, batch_id) is not None:
                 raise Refused(f"cannot open batch {batch_id}: a batch of that id exists")
             row = BatchRow(
@@ -572,20 +578,20 @@ class Engine:
                 f"unknown notice status {status!r}: use one of {', '.join(outbox.STATUSES)}"
             )
         with self._db.read() as session:
-            rows = Store(session, self.program).notices(status)
+            rows = self._store(session).notices(status)
             return [self._notice(row) for row in rows]
 
     def notice(self, notice_id: str) -> NoticeDetail:
         """One notice with its rendered text and HTML."""
         with self._db.read() as session:
-            row = Store(session, self.program).notice(notice_id)
+            row = self._store(session).notice(notice_id)
             return NoticeDetail(self._notice(row), row.text, row.html)
 
     def retry_notice(self, notice_id: str) -> Notice:
         """Put a failed or dead notice back in the queue, due now, with fresh attempts."""
         now = self._now()
         with self._db.write() as session:
-            row = Store(session, self.program).notice(notice_id)
+            row = self._store(session).notice(notice_id)
             if row.status not in (outbox.FAILED, outbox.DEAD):
                 raise Refused(
                     f"notice {row.id} is {row.status}: only a failed or dead notice is retried"
@@ -645,6 +651,9 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _store(self, session: Session) -> Store:
+        return Store(session, self.program, self._db.sql)
+
     def _now(self) -> datetime:
         return require_instant(self.clock.now(), "the clock's time")
 
@@ -660,7 +669,7 @@ class Engine:
     def _local(self, value: datetime) -> datetime:
         return value.astimezone(self.program.timezone)
 
-    def _snapshot(self, row: NominationRow) -> Nomination:
+    def _snapshot(self, row: NominationRecord) -> Nomination:
         return Nomination(
             id=row.id,
             batch=row.batch_id,
@@ -712,8 +721,8 @@ class Engine:
 
     def _context(
         self,
-        store: Store,
-        row: NominationRow,
+        store: Records,
+        row: NominationRecord,
         event: str | None,
         now: datetime,
         reason: str | None,
@@ -734,9 +743,9 @@ class Engine:
         )
 
     def _replay(
-        self, store: Store, key: str, nomination_id: str, event: str, actor: Actor
+        self, store: Records, key: str, nomination_id: str, event: str, actor: Actor
     ) -> Nomination | None:
-        stored = store.idempotent_result(key)
+        stored = store.remembered(key)
         if stored is None:
             return None
         if (stored.nomination_id, stored.event, stored.actor) != (nomination_id, event, str(actor)):

@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from peakpilot.config.program import Program
 from peakpilot.errors import Refused
-from peakpilot.workflow.store import OPEN
+from peakpilot.workflow.records import OPEN
 from peakpilot.workflow.tables import BatchRow, NominationRow, ProgramRow, QuotaRow, TimerRow
 from peakpilot.workflow.timers import DEADLINE, PENDING, REMINDER, batch_due_at, batch_timers
 

@@ -1,41 +1,34 @@
 """The SQL of one transaction: what the engine reads and writes, nothing it decides.
 
-A :class:`Store` wraps the session of one unit of work. Reads return rows or the small
-fact objects the pure rules take; writes are the only statements that change a
-nomination, and every change is a compare-and-set on its version.
+A :class:`Store` wraps the session of one unit of work: the common statements of
+:class:`~peakpilot.workflow.records.Records` on the session's own connection, plus the
+ORM queries of the rarer units (timers, the outbox, bulk lapse, the audit chain). Reads
+return rows or the small fact objects the pure rules take; every change of a nomination
+is a compare-and-set on its version.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from peakpilot.config.program import Program
-from peakpilot.errors import Conflict, NotFound, Refused
-from peakpilot.notifications.compose import Outgoing
-from peakpilot.states.guards import BatchFacts, QuotaFacts, TargetFacts
+from peakpilot.errors import NotFound
 from peakpilot.workflow import audit
-from peakpilot.workflow.ids import new_id
+from peakpilot.workflow.records import ID, Records, SqlDialect, audit_values
 from peakpilot.workflow.tables import (
     AuditRecordRow,
     BatchRow,
-    IdempotencyRow,
     NominationRow,
     NoticeRow,
     QuotaRow,
     TimerRow,
 )
-
-OPEN, CLOSED = "open", "closed"
-_ID = re.compile(r"[0-9a-f]{16}")  # new_id() ids, matched whole
-BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # what a batch id may be
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,107 +47,14 @@ class Lapsed:
     from_state: str
 
 
-class Store:
+class Store(Records):
     """Reads and writes of one transaction, for one programme."""
 
-    def __init__(self, session: Session, program: Program) -> None:
+    def __init__(self, session: Session, program: Program, dialect: SqlDialect) -> None:
+        super().__init__(session.connection().connection, dialect, program)
         self.session = session
-        self.program = program
 
     # -- nominations --------------------------------------------------------------------
-
-    def nomination(self, nomination_id: str) -> NominationRow:
-        """The nomination, or NotFound (a malformed id is simply not found)."""
-        row = None
-        if isinstance(nomination_id, str) and _ID.fullmatch(nomination_id):
-            row = self.session.get(NominationRow, nomination_id)
-        if row is None:
-            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
-        return row
-
-    def nominations(
-        self, *, state: str | None, province: str | None, batch: str | None
-    ) -> list[NominationRow]:
-        query = select(NominationRow)
-        if state is not None:
-            query = query.where(col(NominationRow.state) == state)
-        if province is not None:
-            query = query.where(col(NominationRow.province) == province)
-        if batch is not None:
-            query = query.where(col(NominationRow.batch_id) == batch)
-        return list(self.session.exec(query.order_by(col(NominationRow.id))))  # creation order
-
-    def name_taken(self, batch_id: str, province: str, kind: str, name: str) -> bool:
-        query = select(NominationRow.id).where(
-            col(NominationRow.batch_id) == batch_id,
-            col(NominationRow.province) == province,
-            col(NominationRow.kind) == kind,
-            col(NominationRow.name) == name,
-        )
-        return self.session.exec(query).first() is not None
-
-    def create(self, row: NominationRow, actor: str) -> None:
-        """Insert a new nomination with the ``nominate`` record that starts its trail."""
-        record = _audit_record(
-            nomination_id=row.id,
-            seq=1,
-            event="nominate",
-            from_state=None,
-            to_state=row.state,
-            actor=actor,
-            at=row.created_at,
-            reason=None,
-            batch_id=row.batch_id,
-            prev_hash=audit.GENESIS,
-        )
-        row.audit_head = record.hash
-        self.session.add(row)
-        self.session.flush()  # the audit record's foreign key needs the nomination first
-        self.session.add(record)
-
-    def move(
-        self,
-        row: NominationRow,
-        *,
-        event: str,
-        actor: str,
-        at: datetime,
-        reason: str | None,
-        to_state: str,
-        batch_id: str,
-    ) -> None:
-        """Record ``event`` and move the nomination, if nobody moved it since it was read."""
-        version = row.version + 1
-        record = _audit_record(
-            nomination_id=row.id,
-            seq=version,
-            event=event,
-            from_state=row.state,
-            to_state=to_state,
-            actor=actor,
-            at=at,
-            reason=reason,
-            batch_id=batch_id,
-            prev_hash=row.audit_head,
-        )
-        moved = self.session.execute(
-            update(NominationRow)
-            .where(col(NominationRow.id) == row.id, col(NominationRow.version) == row.version)
-            .values(
-                state=to_state,
-                version=version,
-                audit_head=record.hash,
-                batch_id=batch_id,
-                updated_at=at,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict(
-                f"nomination {row.id} was changed by someone else while you fired {event}: "
-                "reload it and try again"
-            )
-        self.session.add(record)
 
     def history(self, nomination_id: str) -> list[AuditRecordRow]:
         query = (
@@ -165,64 +65,6 @@ class Store:
         return list(self.session.exec(query))
 
     # -- batches and quotas ---------------------------------------------------------------
-
-    def batch(self, batch_id: str) -> BatchRow:
-        row = None
-        if isinstance(batch_id, str) and BATCH_ID.fullmatch(batch_id):
-            row = self.session.get(BatchRow, batch_id)
-        if row is None:
-            raise NotFound(f"no batch {batch_id!r}")
-        return row
-
-    def newest_batch(self, *, open_only: bool = False) -> BatchRow | None:
-        query = select(BatchRow).order_by(col(BatchRow.position).desc())
-        if open_only:
-            query = query.where(col(BatchRow.status) == OPEN)
-        return self.session.exec(query).first()
-
-    def batch_for_nomination(self, batch_id: str | None, province: str) -> BatchRow:
-        """The named batch, or the newest open batch giving ``province`` a quota."""
-        if batch_id is not None:
-            return self.batch(batch_id)
-        with_quota = (
-            select(BatchRow)
-            .join(QuotaRow, col(QuotaRow.batch_id) == col(BatchRow.id))
-            .where(col(BatchRow.status) == OPEN, col(QuotaRow.province) == province)
-            .order_by(col(BatchRow.position).desc())
-        )
-        row = self.session.exec(with_quota).first() or self.newest_batch(open_only=True)
-        if row is None:
-            raise Refused("cannot nominate: no batch is open")
-        return row
-
-    def batch_facts(self, row: BatchRow) -> BatchFacts:
-        return BatchFacts(
-            id=row.id,
-            deadline_at=row.deadline_at.astimezone(self.program.timezone),
-            is_open=row.status == OPEN,
-        )
-
-    def quota(self, batch_id: str, province: str, *, lock: bool) -> QuotaFacts | None:
-        """The province's quota and its use. With ``lock``, submissions of one province
-        queue on its quota row (PostgreSQL; SQLite's write lock already serialises)."""
-        query = select(QuotaRow.quota).where(
-            col(QuotaRow.batch_id) == batch_id, col(QuotaRow.province) == province
-        )
-        if lock:
-            query = query.with_for_update()
-        quota = self.session.exec(query).first()
-        if quota is None:
-            return None
-        used = self.session.exec(
-            select(func.count())
-            .select_from(NominationRow)
-            .where(
-                col(NominationRow.batch_id) == batch_id,
-                col(NominationRow.province) == province,
-                col(NominationRow.state).in_(self.program.quota_counts),
-            )
-        ).one()
-        return QuotaFacts(quota=quota, used=used)
 
     def quotas(self, batch_id: str) -> dict[str, int]:
         query = select(QuotaRow.province, QuotaRow.quota).where(col(QuotaRow.batch_id) == batch_id)
@@ -239,27 +81,6 @@ class Store:
         for province, state, count in self.session.exec(query):
             counts.setdefault(province, {})[state] = count
         return counts
-
-    def carry_over_target(self, row: NominationRow) -> TargetFacts:
-        """The newest open batch other than the nomination's own, as the rules see it."""
-        query = (
-            select(BatchRow)
-            .where(col(BatchRow.status) == OPEN, col(BatchRow.id) != row.batch_id)
-            .order_by(col(BatchRow.position).desc())
-        )
-        newest = self.session.exec(query).first()
-        if newest is None:
-            return TargetFacts(batch=None, quota=None, name_taken=False)
-        quota = self.session.exec(
-            select(QuotaRow.quota).where(
-                col(QuotaRow.batch_id) == newest.id, col(QuotaRow.province) == row.province
-            )
-        ).first()
-        return TargetFacts(
-            batch=self.batch_facts(newest),
-            quota=quota,
-            name_taken=self.name_taken(newest.id, row.province, row.kind, row.name),
-        )
 
     def usage(self, batch_id: str) -> dict[str, Usage]:
         """Each province with a quota in the batch: its quota, and the nominations that use
@@ -289,21 +110,6 @@ class Store:
         self.session.add_all(
             QuotaRow(batch_id=row.id, province=province, quota=quota)
             for province, quota in quotas.items()
-        )
-
-    def close_batch(self, batch_id: str, now: datetime) -> None:
-        """The deadline work ran: refuse what needs an open batch, drop pending reminders."""
-        batch = self.batch(batch_id)
-        batch.status, batch.closed_at = CLOSED, now
-        self.session.execute(
-            update(TimerRow)
-            .where(
-                col(TimerRow.batch_id) == batch_id,
-                col(TimerRow.kind) == "reminder",
-                col(TimerRow.status) == "pending",
-            )
-            .values(status="cancelled", done_at=now)
-            .execution_options(synchronize_session=False)
         )
 
     def lapse(
@@ -336,7 +142,7 @@ class Store:
         if not rows:
             return []
         records = [
-            _audit_values(
+            audit_values(
                 nomination_id=r.id,
                 seq=r.version + 1,
                 event=event,
@@ -368,9 +174,6 @@ class Store:
         return [Lapsed(r.id, r.province, r.kind, r.name, r.state) for r in rows]
 
     # -- timers -----------------------------------------------------------------------------
-
-    def add_timers(self, timers: Iterable[TimerRow]) -> None:
-        self.session.add_all(timers)
 
     def next_due_timer(self, now: datetime) -> TimerRow | None:
         """The earliest due pending timer, locked; one another daemon holds is skipped."""
@@ -412,29 +215,6 @@ class Store:
 
     # -- the outbox -----------------------------------------------------------------------
 
-    def add_notices(self, outgoing: Iterable[Outgoing], now: datetime) -> None:
-        """Queue rendered notices in this transaction: they commit or vanish with it."""
-        for notice in outgoing:
-            self.session.add(
-                NoticeRow(
-                    id=new_id(),
-                    dedupe_key=notice.dedupe_key,
-                    kind=notice.kind,
-                    actor=notice.actor,
-                    recipient=notice.recipient,
-                    locale=notice.locale,
-                    subject=notice.subject,
-                    text=notice.text,
-                    html=notice.html,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    nomination_id=notice.nomination_id,
-                    batch_id=notice.batch_id,
-                    created_at=now,
-                )
-            )
-
     def notices(self, status: str | None) -> list[NoticeRow]:
         query = select(NoticeRow)
         if status is not None:
@@ -443,19 +223,13 @@ class Store:
 
     def notice(self, notice_id: str) -> NoticeRow:
         row = None
-        if isinstance(notice_id, str) and _ID.fullmatch(notice_id):
+        if isinstance(notice_id, str) and ID.fullmatch(notice_id):
             row = self.session.get(NoticeRow, notice_id)
         if row is None:
             raise NotFound(f"no notice {notice_id!r}: check the id (see `peakpilot notices`)")
         return row
 
     # -- idempotency ----------------------------------------------------------------------
-
-    def idempotent_result(self, key: str) -> IdempotencyRow | None:
-        return self.session.get(IdempotencyRow, key)
-
-    def remember(self, row: IdempotencyRow) -> None:
-        self.session.add(row)
 
     # -- the audit chain ------------------------------------------------------------------
 
@@ -483,38 +257,3 @@ class Store:
 
     def audit_record_count(self) -> int:
         return self.session.exec(select(func.count()).select_from(AuditRecordRow)).one()
-
-
-def _audit_values(
-    *,
-    nomination_id: str,
-    seq: int,
-    event: str,
-    from_state: str | None,
-    to_state: str,
-    actor: str,
-    at: datetime,
-    reason: str | None,
-    batch_id: str,
-    prev_hash: str,
-) -> dict[str, Any]:
-    """The columns of one audit record, its hash included (a plain dict: bulk inserts of
-    thousands of records skip building ORM objects)."""
-    values: dict[str, Any] = {
-        "nomination_id": nomination_id,
-        "seq": seq,
-        "event": event,
-        "from_state": from_state,
-        "to_state": to_state,
-        "actor": actor,
-        "at": at,
-        "reason": reason,
-        "batch_id": batch_id,
-        "prev_hash": prev_hash,
-    }
-    values["hash"] = audit.record_hash(**values)
-    return values
-
-
-def _audit_record(**fields: Any) -> AuditRecordRow:
-    return AuditRecordRow(**_audit_values(**fields))

@@ -17,9 +17,10 @@ from typing import Any
 from peakpilot.config.program import Milestone, Program
 from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
 from peakpilot.workflow.ids import new_id
+from peakpilot.workflow.records import BatchRecord, NominationRecord
 from peakpilot.workflow.snapshots import TimerOutcome
 from peakpilot.workflow.store import Lapsed, Store, Usage
-from peakpilot.workflow.tables import BatchRow, NominationRow, TimerRow
+from peakpilot.workflow.tables import TimerRow
 
 REMINDER, DEADLINE, MILESTONE = "reminder", "deadline", "milestone"
 PENDING, DONE, CANCELLED = "pending", "done", "cancelled"
@@ -120,7 +121,7 @@ class TimerWork:
             **counts,
         )
 
-    def _reminder(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+    def _reminder(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
         if not self.store.batch_facts(batch).is_open or self.now >= batch.deadline_at:
             return self._outcome(timer, "skipped: the deadline has passed")
         if self.store.later_due_reminder(batch.id, timer.due_at, self.now):
@@ -138,7 +139,7 @@ class TimerWork:
             timer, "reminded the provinces with places left", notices=len(outgoing)
         )
 
-    def _deadline(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+    def _deadline(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
         lapse = next(t for t in self.program.transitions if t.event == LAPSE_EVENT)
         lapsed = self.store.lapse(
             batch.id, lapse.sources, lapse.dest, event=LAPSE_EVENT, actor=SYSTEM, at=self.now
@@ -158,7 +159,7 @@ class TimerWork:
         self.store.close_batch(batch.id, self.now)
         return self._outcome(timer, "closed the batch", notices=len(outgoing), lapsed=len(lapsed))
 
-    def _milestone(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+    def _milestone(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
         assert timer.nomination_id is not None
         nomination = self.store.nomination(timer.nomination_id)
         year = json.loads(timer.payload)["year"]
@@ -226,7 +227,7 @@ class TimerWork:
         }
 
     def _milestone_context(
-        self, nomination: NominationRow, milestone: Milestone, locale: str
+        self, nomination: NominationRecord, milestone: Milestone, locale: str
     ) -> dict[str, Any]:
         return {
             "nomination": self.notifier.nomination_context(nomination, nomination.state, locale),
@@ -244,7 +245,7 @@ class TimerWork:
         kind: str,
         province: str | None,
         context: Any,
-        batch: BatchRow,
+        batch: BatchRecord,
         occasion: Iterable[str],
         nomination_id: str | None = None,
     ) -> list[Outgoing]:

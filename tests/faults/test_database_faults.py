@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from peakpilot import Engine
+from peakpilot import Engine, FrozenClock
 from tests.conftest import BEFORE_DEADLINE
 
 FULL = os.environ.get("PEAKPILOT_FULL_RUN") == "1"
@@ -180,3 +180,35 @@ def test_a_lock_held_past_the_busy_timeout_is_one_clear_error(
             blocker.execute("ROLLBACK")
             blocker.close()
         assert engine.list() == []
+
+
+@pytest.mark.postgres
+def test_a_fire_after_its_connection_was_terminated_reconnects_and_succeeds(
+    postgres_url: str, postgres_admin: sa.Engine
+) -> None:
+    """The engine keeps one connection per thread for its transitions: a server that cut
+    it while idle costs the next call a reconnect, not an error (nothing was written)."""
+    with Engine(postgres_url, clock=FrozenClock(BEFORE_DEADLINE)) as engine:
+        engine.init()
+        nomination = engine.nominate(
+            "drc:hebei", province="hebei", kind="city", name="石家庄", level="prefecture"
+        )
+        engine.fire(nomination.id, "submit_for_approval", "drc:hebei")
+        database = sa.make_url(postgres_url).database
+        with postgres_admin.connect() as connection:
+            killed = connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).all()
+        assert killed, "the engine's connection should have been there to terminate"
+        after = engine.fire(nomination.id, "approve", "gov:hebei")
+        assert (after.state, after.version) == ("approved", 3)
+        assert [h.event for h in engine.history(nomination.id)] == [
+            "nominate",
+            "submit_for_approval",
+            "approve",
+        ]
+        assert engine.verify_audit().ok

@@ -116,50 +116,43 @@ def _figure(name: str, timers: dict[str, dict[str, Any]], caught_up: datetime) -
 
 
 def run_due_to_done(ctx: Context) -> list[Figure]:
-    folder = ctx.folder("due_to_done")
-    sizes = ctx.sizes
-    sweep = sizes.sweep_seconds
-    figures = []
-    if ctx.wants("due_to_done"):
-        engine = fresh(folder / "before.db")
+    return [
+        _measure(ctx, name, before_start)
+        for name, before_start in (("due_to_done", True), ("due_to_done_live", False))
+        if ctx.wants(name)
+    ]
+
+
+def _measure(ctx: Context, name: str, before_start: bool) -> Figure:
+    """One variant: a new database, its batches opened before the daemon starts or once
+    it has caught up, then the deadline timers watched until all are done."""
+    sizes, sweep = ctx.sizes, ctx.sizes.sweep_seconds
+    path = ctx.folder("due_to_done") / f"{name}.db"
+    lead = sizes.due_lead if before_start else (sweep or DAEMON_DEFAULT_SWEEP) + 2
+
+    def open_now(engine: Engine) -> list[str]:
+        first = datetime.now(UTC) + timedelta(seconds=lead)
+        return open_batches(engine, name, sizes.due_timers, first, sizes.due_spread)
+
+    engine = fresh(path)
+    try:
+        batches = open_now(engine) if before_start else []
+        daemon = DaemonProcess(sqlite_url(path), path.parent, name, sweep)
         try:
-            first = datetime.now(UTC) + timedelta(seconds=sizes.due_lead)
-            batches = open_batches(engine, "before", sizes.due_timers, first, sizes.due_spread)
-            daemon = DaemonProcess(sqlite_url(folder / "before.db"), folder, "before", sweep)
-            try:
-                daemon.wait_for(CAUGHT_UP, timeout=60)
-                caught_up = datetime.now(UTC)
-                timers = watch(
-                    folder / "before.db", batches, sizes.due_lead + sizes.due_spread + 60
-                )
-            finally:
-                daemon.stop()
-            _check_lapsed(engine, batches)
+            caught_up = datetime.fromisoformat(daemon.wait_for(CAUGHT_UP, timeout=60)["at"])
+            if not before_start:
+                batches = open_now(engine)
+            timers = watch(path, batches, lead + sizes.due_spread + 60)
         finally:
-            engine.close()
-        figures.append(_figure("due_to_done", timers, caught_up))
-        figures[-1].details["sweep_seconds"] = sweep or DAEMON_DEFAULT_SWEEP
-        ctx.log(f"due_to_done: {figures[-1].details}")
-    if ctx.wants("due_to_done_live"):
-        engine = fresh(folder / "live.db")
-        try:
-            daemon = DaemonProcess(sqlite_url(folder / "live.db"), folder, "live", sweep)
-            try:
-                daemon.wait_for(CAUGHT_UP, timeout=60)
-                caught_up = datetime.now(UTC)
-                lead = (sweep or DAEMON_DEFAULT_SWEEP) + 2
-                first = caught_up + timedelta(seconds=lead)
-                batches = open_batches(engine, "live", sizes.due_timers, first, sizes.due_spread)
-                timers = watch(folder / "live.db", batches, lead + sizes.due_spread + 60)
-            finally:
-                daemon.stop()
-            _check_lapsed(engine, batches)
-        finally:
-            engine.close()
-        figures.append(_figure("due_to_done_live", timers, caught_up))
-        figures[-1].details["sweep_seconds"] = sweep or DAEMON_DEFAULT_SWEEP
-        ctx.log(f"due_to_done_live: {figures[-1].details}")
-    return figures
+            daemon.stop()
+        _check_lapsed(engine, batches)
+    finally:
+        engine.close()
+    figure = _figure(name, timers, caught_up)
+    figure.details["sweep_seconds"] = sweep or DAEMON_DEFAULT_SWEEP
+    figure.details["lead_seconds"] = lead
+    ctx.log(f"{name}: {figure.details}")
+    return figure
 
 
 def _check_lapsed(engine: Engine, batches: Sequence[str]) -> None:

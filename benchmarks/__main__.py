@@ -87,8 +87,16 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Measure peakpilot against raw baselines in one run (issue 6).",
     )
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes for CI; no timings")
-    parser.add_argument("--reps", type=int, help=f"repetitions per figure (default {MIN_REPS})")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="every figure at tiny sizes, for CI (a smoke run: its numbers mean nothing)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        help=f"repetitions per figure (default {MIN_REPS}; {TINY_REPS} with --tiny)",
+    )
     parser.add_argument(
         "--postgres",
         metavar="ADMIN_URL",

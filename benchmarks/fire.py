@@ -18,7 +18,7 @@ from benchmarks.context import Context
 from benchmarks.databases import checkpoint, copy_sqlite, sqlite_url
 from benchmarks.figures import SPECS, Figure
 from benchmarks.naive import NaiveFire
-from benchmarks.raw import RawSqlite
+from benchmarks.raw import NOTICE_NOTE, RawSqlite
 from benchmarks.timing import interleaved
 from benchmarks.workload import (
     BEFORE_DEADLINE,
@@ -91,6 +91,7 @@ def run_fire_sqlite(ctx: Context) -> list[Figure]:
         "window_seconds": seconds,
         "nominations": len(nominations),
         "chains_verified": verified,
+        "baseline_notice": NOTICE_NOTE,
     }
     figures = []
     for name, kind in (("fire_sqlite_vs_raw", "raw"), ("fire_sqlite_vs_naive", "naive")):

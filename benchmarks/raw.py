@@ -38,6 +38,10 @@ MOVES: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "send_back": (("provincial_approval", "approved", "submitted"), "drafted", "sent_back", "drc"),
 }
 QUOTA_COUNTS = ("submitted", "confirmed")
+NOTICE_NOTE = (
+    "the baselines queue one short pre-rendered notice per fire; the engine renders its "
+    "Jinja2 templates (text and HTML) for it"
+)
 
 SELECT_NOMINATION = (
     "SELECT id, batch_id, province, kind, name, level, state, version, audit_head, "

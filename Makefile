@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "peakpilot needs Python 3.11 or newer (set PYTHON=...)")'
@@ -19,9 +19,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/pytest
 
+# Every figure of issue 6 against its baseline; writes benchmarks/results.json.
+# Options after ARGS=, e.g. make bench ARGS="--tiny" or ARGS="--only fire_sqlite_vs_raw".
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks $(ARGS)
+
 lint: $(VENV)/.installed
-	$(BIN)/ruff check peakpilot tests
-	$(BIN)/ruff format --check peakpilot tests
+	$(BIN)/ruff check peakpilot tests benchmarks
+	$(BIN)/ruff format --check peakpilot tests benchmarks
 	$(BIN)/mypy
 
 clean:

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -45,8 +45,9 @@ class Usage:
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Lapsed:
+class Lapsed(NamedTuple):
+    """A nomination a deadline lapsed (a tuple: a deadline may read back 100,000)."""
+
     id: str
     province: str
     kind: str
@@ -315,57 +316,91 @@ class Store:
         event: str,
         actor: str,
         at: datetime,
-    ) -> list[Lapsed]:
-        """Move every nomination of the batch in ``from_states`` to ``to_state`` with one
-        audit record each: one locking read, one bulk UPDATE, one bulk INSERT."""
-        table = NominationRow.__table__  # type: ignore[attr-defined]
+        limit: int,
+    ) -> int:
+        """Move up to ``limit`` nominations of the batch that are in ``from_states`` to
+        ``to_state``, one audit record each, and return how many moved (fewer than
+        ``limit``: none was left).
+
+        Set-based, so that a deadline's sweep costs a few statements per chunk rather than
+        a few per nomination: one locking read, one bulk INSERT of the records, one UPDATE
+        that takes each nomination's new version and head from its new record. That
+        UPDATE is the compare-and-set: it matches a nomination only while it is still at
+        the version read (its new record is the one after it), and the records' primary
+        key refuses a second record of the same version.
+        """
+        states = tuple(from_states)
+        nominations = NominationRow.__table__  # type: ignore[attr-defined]
+        records = AuditRecordRow.__table__  # type: ignore[attr-defined]
         rows = self.session.execute(
             sa_select(
-                table.c.id,
-                table.c.province,
-                table.c.kind,
-                table.c.name,
-                table.c.state,
-                table.c.version,
-                table.c.audit_head,
+                nominations.c.id,
+                nominations.c.state,
+                nominations.c.version,
+                nominations.c.audit_head,
             )
-            .where(table.c.batch_id == batch_id, table.c.state.in_(tuple(from_states)))
-            .order_by(table.c.id)
+            .where(nominations.c.batch_id == batch_id, nominations.c.state.in_(states))
+            .limit(limit)  # in index order: sorting by id would read every one left first
             .with_for_update()
         ).all()
         if not rows:
-            return []
-        records = [
-            _audit_values(
-                nomination_id=r.id,
-                seq=r.version + 1,
-                event=event,
-                from_state=r.state,
-                to_state=to_state,
-                actor=actor,
-                at=at,
-                reason=None,
-                batch_id=batch_id,
-                prev_hash=r.audit_head,
-            )
-            for r in rows
-        ]
+            return 0
+        record_hash = audit.sweep_hasher(
+            event=event, to_state=to_state, actor=actor, at=at, reason=None, batch_id=batch_id
+        )
         self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                state=to_state,
-                version=bindparam("b_version"),
-                audit_head=bindparam("b_head"),
-                updated_at=at,
+            # what all the records share goes in the statement, not in each row of parameters
+            insert(records).values(
+                event=event, to_state=to_state, actor=actor, at=at, reason=None, batch_id=batch_id
             ),
             [
-                {"b_id": r.id, "b_version": r.version + 1, "b_head": record["hash"]}
-                for r, record in zip(rows, records, strict=True)
+                {
+                    "nomination_id": nomination_id,
+                    "seq": version + 1,
+                    "from_state": state,
+                    "prev_hash": head,
+                    "hash": record_hash(nomination_id, version + 1, state, head),
+                }
+                for nomination_id, state, version, head in rows
             ],
         )
-        self.session.execute(insert(AuditRecordRow.__table__), records)  # type: ignore[attr-defined]
-        return [Lapsed(r.id, r.province, r.kind, r.name, r.state) for r in rows]
+        result = self.session.execute(
+            update(nominations)
+            .where(
+                nominations.c.id.in_([row.id for row in rows]),
+                records.c.nomination_id == nominations.c.id,
+                records.c.seq == nominations.c.version + 1,
+                records.c.from_state == nominations.c.state,
+            )
+            .values(state=to_state, version=records.c.seq, audit_head=records.c.hash, updated_at=at)
+        )
+        moved: int = result.rowcount  # type: ignore[attr-defined]
+        if moved != len(rows):
+            raise Conflict(
+                f"{len(rows) - moved} of {len(rows)} nominations of batch {batch_id} changed "
+                f"while {event} moved them: nothing of this {event} was kept; try again"
+            )
+        return len(rows)
+
+    def lapsed(self, batch_id: str, event: str) -> list[Lapsed]:
+        """The nominations that ``event`` (a deadline's sweep) moved in the batch, in
+        creation order, read back from their audit records: a sweep that ran in several
+        transactions, or in several processes, is listed whole."""
+        nominations = NominationRow.__table__  # type: ignore[attr-defined]
+        records = AuditRecordRow.__table__  # type: ignore[attr-defined]
+        query = (
+            sa_select(
+                nominations.c.id,
+                nominations.c.province,
+                nominations.c.kind,
+                nominations.c.name,
+                records.c.from_state,
+            )
+            .join_from(records, nominations, records.c.nomination_id == nominations.c.id)
+            .where(records.c.batch_id == batch_id, records.c.event == event)
+            .order_by(records.c.nomination_id)
+        )
+        return list(map(Lapsed._make, self.session.execute(query)))
 
     # -- timers -----------------------------------------------------------------------------
 

@@ -72,9 +72,13 @@ class NominationRow(SQLModel, table=True):
 
 
 class AuditRecordRow(SQLModel, table=True):
-    """One link of a nomination's hash chain. Append-only: the engine never updates it."""
+    """One link of a nomination's hash chain. Append-only: the engine never updates it.
+
+    Indexed by batch and event, so that a deadline finds every nomination it lapsed, in
+    however many transactions it did so, without reading the whole trail."""
 
     __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_records_batch_event", "batch_id", "event"),)
 
     nomination_id: str = Field(
         sa_column=Column(String(32), ForeignKey("nominations.id"), primary_key=True)

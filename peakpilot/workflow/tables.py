@@ -49,12 +49,17 @@ class QuotaRow(SQLModel, table=True):
 
 class NominationRow(SQLModel, table=True):
     """A nomination. ``version`` is compared and set on every change; ``audit_head`` is
-    the hash of its newest audit record, so that deleting that record is detectable."""
+    the hash of its newest audit record, so that deleting that record is detectable.
+
+    ``ix_nominations_batch_state`` lists a batch's nominations in one state in creation
+    order: a deadline's lapse takes them 5,000 at a time, each chunk from the rows next to
+    the last chunk's and none of those already lapsed."""
 
     __tablename__ = "nominations"
     __table_args__ = (
         UniqueConstraint("batch_id", "province", "kind", "name", name="uq_nominations_name"),
         Index("ix_nominations_batch_province_state", "batch_id", "province", "state"),
+        Index("ix_nominations_batch_state", "batch_id", "state"),
         Index("ix_nominations_state", "state"),
     )
 

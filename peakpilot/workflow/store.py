@@ -35,6 +35,7 @@ from peakpilot.workflow.tables import (
 )
 
 OPEN, CLOSED = "open", "closed"
+_Locked = sa.Row[str, str, int, str]  # a nomination a sweep moves: id, state, version, head
 _ID = re.compile(r"[0-9a-f]{16}")  # new_id() ids, matched whole
 BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # what a batch id may be
 
@@ -325,15 +326,23 @@ class Store:
 
         Set-based, so that a deadline's sweep costs a few statements per chunk rather than
         a few per nomination: one locking read, one bulk INSERT of the records, one UPDATE
-        that takes each nomination's new version and head from its new record. That
-        UPDATE is the compare-and-set: it matches a nomination only while it is still at
-        the version read (its new record is the one after it), and the records' primary
-        key refuses a second record of the same version.
+        of the nominations.
         """
-        states = tuple(from_states)
+        rows = self._lock_in_states(batch_id, tuple(from_states), limit)
+        if rows:
+            self._append_sweep_records(rows, batch_id, to_state, event=event, actor=actor, at=at)
+            self._advance_to_records(rows, batch_id, to_state, event=event, at=at)
+        return len(rows)
+
+    def _lock_in_states(
+        self, batch_id: str, states: tuple[str, ...], limit: int
+    ) -> Sequence[_Locked]:
+        """Up to ``limit`` nominations of the batch in ``states``, locked (PostgreSQL;
+        SQLite's write lock already serialises): id, state, version, audit head. In
+        creation order per state (``ix_nominations_batch_state``), so that each chunk of a
+        sweep takes the rows next to the last chunk's, and with no sort."""
         nominations = NominationRow.__table__  # type: ignore[attr-defined]
-        records = AuditRecordRow.__table__  # type: ignore[attr-defined]
-        rows = self.session.execute(
+        query = (
             sa_select(
                 nominations.c.id,
                 nominations.c.state,
@@ -341,17 +350,29 @@ class Store:
                 nominations.c.audit_head,
             )
             .where(nominations.c.batch_id == batch_id, nominations.c.state.in_(states))
-            .limit(limit)  # creation order per state (ix_nominations_batch_state), no sort
+            .limit(limit)
             .with_for_update()
-        ).all()
-        if not rows:
-            return 0
+        )
+        return self.session.execute(query).all()
+
+    def _append_sweep_records(
+        self,
+        rows: Sequence[_Locked],
+        batch_id: str,
+        to_state: str,
+        *,
+        event: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The next record of each nomination in ``rows``: its primary key (nomination,
+        seq) refuses a second record of the same version, written by anyone."""
         record_hash = audit.sweep_hasher(
             event=event, to_state=to_state, actor=actor, at=at, reason=None, batch_id=batch_id
         )
         _insert_many(
             self.session.connection(),
-            records,
+            AuditRecordRow.__table__,  # type: ignore[attr-defined]
             ("nomination_id", "seq", "from_state", "prev_hash", "hash"),
             [
                 (
@@ -372,23 +393,44 @@ class Store:
                 "batch_id": batch_id,
             },
         )
+
+    def _advance_to_records(
+        self,
+        rows: Sequence[_Locked],
+        batch_id: str,
+        to_state: str,
+        *,
+        event: str,
+        at: datetime,
+    ) -> None:
+        """Move the nominations of ``rows`` on to the records just appended, in one UPDATE
+        that is their compare-and-set: a nomination moves only if its new record is the
+        one after its version and starts from its state (it is still as it was read), and
+        takes its new head from that record. Conflict unless every one of them moved."""
+        nominations = NominationRow.__table__  # type: ignore[attr-defined]
+        records = AuditRecordRow.__table__  # type: ignore[attr-defined]
+        new_record = (records.c.nomination_id == nominations.c.id) & (
+            records.c.seq == nominations.c.version + 1
+        )
         result = self.session.execute(
             update(nominations)
             .where(
-                nominations.c.id.in_([row.id for row in rows]),
-                records.c.nomination_id == nominations.c.id,
-                records.c.seq == nominations.c.version + 1,
-                records.c.from_state == nominations.c.state,
+                nominations.c.id.in_([row[0] for row in rows]),
+                sa.exists().where(new_record, records.c.from_state == nominations.c.state),
             )
-            .values(state=to_state, version=records.c.seq, audit_head=records.c.hash, updated_at=at)
+            .values(
+                state=to_state,
+                version=nominations.c.version + 1,
+                audit_head=sa.select(records.c.hash).where(new_record).scalar_subquery(),
+                updated_at=at,
+            )
         )
         moved: int = result.rowcount  # type: ignore[attr-defined]
         if moved != len(rows):
             raise Conflict(
                 f"{len(rows) - moved} of {len(rows)} nominations of batch {batch_id} changed "
-                f"while {event} moved them: nothing of this {event} was kept; try again"
+                f"while {event} moved them, and none of them was moved: try again"
             )
-        return len(rows)
 
     def lapsed(self, batch_id: str, event: str) -> list[Lapsed]:
         """The nominations that ``event`` (a deadline's sweep) moved in the batch, in

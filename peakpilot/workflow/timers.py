@@ -176,7 +176,13 @@ class TimerWork:
         )
         if moved == self.lapse_chunk:
             return None  # a full chunk: more may be left for the next transaction
-        lapsed = self.store.lapsed(batch.id, LAPSE_EVENT)  # this chunk's and earlier ones'
+        return self._close(timer, batch)
+
+    def _close(self, timer: TimerRow, batch: BatchRow) -> TimerOutcome:
+        """The deadline's last transaction: the shortfall notices, listing what every chunk
+        lapsed (read back, whichever transaction or process lapsed it), the summary, and
+        the batch closed."""
+        lapsed = self.store.lapsed(batch.id, LAPSE_EVENT)
         by_province: dict[str, list[Lapsed]] = {}
         for nomination in lapsed:
             by_province.setdefault(nomination.province, []).append(nomination)

@@ -404,9 +404,13 @@ class Store:
         at: datetime,
     ) -> None:
         """Move the nominations of ``rows`` on to the records just appended, in one UPDATE
-        that is their compare-and-set: a nomination moves only if its new record is the
-        one after its version and starts from its state (it is still as it was read), and
-        takes its new head from that record. Conflict unless every one of them moved."""
+        that is their compare-and-set: a nomination moves only if the record after its
+        version exists and starts from its state (it is still as it was read), and takes
+        its new head from that record. Conflict unless every one of them moved.
+
+        The record is looked up by its primary key for each nomination (scalar
+        subqueries): PostgreSQL would turn an EXISTS into a join that reads the whole
+        audit table for every chunk."""
         nominations = NominationRow.__table__  # type: ignore[attr-defined]
         records = AuditRecordRow.__table__  # type: ignore[attr-defined]
         new_record = (records.c.nomination_id == nominations.c.id) & (
@@ -416,7 +420,8 @@ class Store:
             update(nominations)
             .where(
                 nominations.c.id.in_([row[0] for row in rows]),
-                sa.exists().where(new_record, records.c.from_state == nominations.c.state),
+                sa.select(records.c.from_state).where(new_record).scalar_subquery()
+                == nominations.c.state,
             )
             .values(
                 state=to_state,

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from peakpilot import Engine, FrozenClock, InvalidInput, Nomination
+from peakpilot import Conflict, Engine, FrozenClock, InvalidInput, Nomination
 from peakpilot.workflow import audit
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.snapshots import TickReport
+from peakpilot.workflow.store import Store
 from peakpilot.workflow.tables import AuditRecordRow, NominationRow
 from peakpilot.workflow.timers import LAPSE_CHUNK
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
@@ -220,6 +221,32 @@ def test_an_exact_multiple_of_the_chunk_finishes_in_one_more_transaction(
     report = engine.tick(DEADLINE, lapse_chunk=500)
     assert deadline_outcomes(report) == [1_000]
     check_lapsed_once_and_listed(engine, seeded, [])
+
+
+def test_a_chunk_moves_nothing_unless_every_nomination_is_as_it_was_read(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk's UPDATE is a compare-and-set on each nomination's version: one changed
+    after the locking read (by a writer the lock did not stop) makes the whole chunk a
+    Conflict, and nothing of it is kept."""
+    seeded = seed(engine, 30)
+    changed = next(iter(seeded))
+    lock = Store._lock_in_states
+
+    def then_changed(store: Store, *args: object) -> object:
+        rows = lock(store, *args)  # type: ignore[arg-type]
+        store.session.execute(
+            sa.text("UPDATE nominations SET version = version + 1 WHERE id = :id"),
+            {"id": changed},
+        )
+        return rows
+
+    monkeypatch.setattr(Store, "_lock_in_states", then_changed)
+    before = lapse_records(engine)
+    with pytest.raises(Conflict, match="1 of 30 nominations of batch 2023-first changed"):
+        engine.tick(DEADLINE)
+    assert lapse_records(engine) == before == []
+    assert deadline_status(engine) == "pending"
 
 
 # -- a crash between chunks ----------------------------------------------------------------

@@ -14,7 +14,10 @@ from typing import Any, Protocol
 
 from peakpilot.config.program import NoticeSpec, Program
 from peakpilot.notifications.contacts import Contacts
-from peakpilot.notifications.render import LOCALES, Renderer
+from peakpilot.notifications.render import LOCALES, RenderedNotice, Renderer
+
+# How a letter to several actors lists them: 河北省发展改革委、河北省人民政府
+_LIST_SEPARATOR = {"zh-CN": "、", "en": ", "}
 
 
 class NominationLike(Protocol):
@@ -156,23 +159,42 @@ class Notifier:
         batch: BatchInfo,
         dedupe: Sequence[str],
         nomination_id: str | None = None,
+        jointly: bool = False,
     ) -> list[Outgoing]:
         """Render ``kind`` for every address of every actor (``context(locale)`` gives the
-        kind's own variables); ``dedupe`` identifies the occasion."""
+        kind's own variables); ``dedupe`` identifies the occasion.
+
+        Each text is rendered once per addressee and locale and shared by every address
+        that reads it. ``jointly`` addresses one letter to all the actors together (a
+        province's DRC and government both receive its shortfall notice, whose list of
+        lapsed nominations may run to thousands of lines): rendered once per locale.
+        Each address still gets its own notice and dedupe key.
+        """
+        actors = list(dict.fromkeys(actors))
+        variables: dict[str, Mapping[str, Any]] = {}  # the kind's variables, per locale
+        rendered: dict[tuple[tuple[str, ...], str], RenderedNotice] = {}
         outgoing = []
-        for actor in dict.fromkeys(actors):
+        for actor in actors:
+            addressees = tuple(actors) if jointly else (actor,)
             for recipient, locale in self.contacts.recipients(actor):
-                variables: Mapping[str, Any] = {
-                    "program_title": self.program.title.get(locale),
-                    "batch": {
-                        "id": batch.id,
-                        "deadline": format_instant(batch.deadline_at, self.program),
-                    },
-                    "recipient": {"actor": actor, "name": self.actor_name(actor, locale)},
-                    "sent_at": format_instant(at, self.program),
-                    **context(locale),
-                }
-                rendered = self.renderer.render(kind, locale, variables)
+                notice = rendered.get((addressees, locale))
+                if notice is None:
+                    if locale not in variables:
+                        variables[locale] = context(locale)
+                    notice = rendered[(addressees, locale)] = self.renderer.render(
+                        kind,
+                        locale,
+                        {
+                            "program_title": self.program.title.get(locale),
+                            "batch": {
+                                "id": batch.id,
+                                "deadline": format_instant(batch.deadline_at, self.program),
+                            },
+                            "recipient": self._addressee(addressees, locale),
+                            "sent_at": format_instant(at, self.program),
+                            **variables[locale],
+                        },
+                    )
                 key = "\x1f".join((*dedupe, kind, actor, recipient))
                 outgoing.append(
                     Outgoing(
@@ -181,14 +203,24 @@ class Notifier:
                         actor=actor,
                         recipient=recipient,
                         locale=locale,
-                        subject=rendered.subject,
-                        text=rendered.text,
-                        html=rendered.html,
+                        subject=notice.subject,
+                        text=notice.text,
+                        html=notice.html,
                         nomination_id=nomination_id,
                         batch_id=batch.id,
                     )
                 )
         return outgoing
+
+    def _addressee(self, actors: tuple[str, ...], locale: str) -> dict[str, str]:
+        """The ``recipient`` variable: the actor a letter is addressed to, or the actors,
+        listed as the language lists them."""
+        return {
+            "actor": ", ".join(actors),
+            "name": _LIST_SEPARATOR.get(locale, ", ").join(
+                self.actor_name(actor, locale) for actor in actors
+            ),
+        }
 
     def _actor_for(self, role: str, province: str) -> str:
         scope = self.program.roles[role].scope

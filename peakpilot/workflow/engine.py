@@ -71,7 +71,7 @@ from peakpilot.workflow.tables import (
     ProgramRow,
     TimerRow,
 )
-from peakpilot.workflow.timers import TimerWork, batch_timers, milestone_timers
+from peakpilot.workflow.timers import LAPSE_CHUNK, TimerWork, batch_timers, milestone_timers
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
@@ -466,15 +466,24 @@ class Engine:
     # -- deadlines and batches -------------------------------------------------------------
 
     def tick(
-        self, now: datetime | None = None, *, stop: threading.Event | None = None
+        self,
+        now: datetime | None = None,
+        *,
+        stop: threading.Event | None = None,
+        lapse_chunk: int = LAPSE_CHUNK,
     ) -> TickReport:
         """Do every timer due at ``now`` (the clock's time by default), in due order.
 
         Each timer and its effects commit together, so a tick interrupted at any point
         leaves each timer done once or not at all; a second tick for the same ``now``
-        finds nothing due and changes nothing.
+        finds nothing due and changes nothing. A deadline lapses at most ``lapse_chunk``
+        nominations per transaction (``LAPSE_CHUNK``, 5,000; lower it for smaller
+        transactions): interrupted between chunks, it leaves its timer pending, and the
+        next tick lapses the rest, then sends the notices listing them all.
         """
         now = require_instant(now, "tick time") if now is not None else self._now()
+        if not 1 <= lapse_chunk <= LAPSE_CHUNK:
+            raise InvalidInput(f"a lapse chunk is 1 to {LAPSE_CHUNK} nominations")
         notifier = self.notifier
         outcomes = []
         while stop is None or not stop.is_set():
@@ -483,9 +492,11 @@ class Engine:
                 timer = store.next_due_timer(now)
                 if timer is None:
                     break
-                outcome = TimerWork(store, notifier, now).run(timer)
-                store.finish_timer(timer, now)
-            outcomes.append(outcome)
+                outcome = TimerWork(store, notifier, now, lapse_chunk=lapse_chunk).run(timer)
+                if outcome is not None:
+                    store.finish_timer(timer, now)
+            if outcome is not None:
+                outcomes.append(outcome)
         return TickReport(self._local(now), tuple(outcomes))
 
     def next_due_at(self) -> datetime | None:

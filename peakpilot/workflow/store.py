@@ -9,18 +9,20 @@ is a compare-and-set on its version.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, insert, update
+import sqlalchemy as sa
+from sqlalchemy import func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from peakpilot.config.program import Program
-from peakpilot.errors import NotFound
+from peakpilot.errors import Conflict, NotFound
 from peakpilot.workflow import audit
-from peakpilot.workflow.records import ID, Records, SqlDialect, audit_values
+from peakpilot.workflow.records import ID, Records, SqlDialect
 from peakpilot.workflow.tables import (
     AuditRecordRow,
     BatchRow,
@@ -30,6 +32,8 @@ from peakpilot.workflow.tables import (
     TimerRow,
 )
 
+_Locked = sa.Row[str, str, int, str]  # a nomination a sweep moves: id, state, version, head
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -38,8 +42,9 @@ class Usage:
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Lapsed:
+class Lapsed(NamedTuple):
+    """A nomination a deadline lapsed (a tuple: a deadline may read back 100,000)."""
+
     id: str
     province: str
     kind: str
@@ -121,57 +126,138 @@ class Store(Records):
         event: str,
         actor: str,
         at: datetime,
-    ) -> list[Lapsed]:
-        """Move every nomination of the batch in ``from_states`` to ``to_state`` with one
-        audit record each: one locking read, one bulk UPDATE, one bulk INSERT."""
-        table = NominationRow.__table__  # type: ignore[attr-defined]
-        rows = self.session.execute(
+        limit: int,
+    ) -> int:
+        """Move up to ``limit`` nominations of the batch that are in ``from_states`` to
+        ``to_state``, one audit record each, and return how many moved (fewer than
+        ``limit``: none was left).
+
+        Set-based, so that a deadline's sweep costs a few statements per chunk rather than
+        a few per nomination: one locking read, one bulk INSERT of the records, one UPDATE
+        of the nominations.
+        """
+        rows = self._lock_in_states(batch_id, tuple(from_states), limit)
+        if rows:
+            self._append_sweep_records(rows, batch_id, to_state, event=event, actor=actor, at=at)
+            self._advance_to_records(rows, batch_id, to_state, event=event, at=at)
+        return len(rows)
+
+    def _lock_in_states(
+        self, batch_id: str, states: tuple[str, ...], limit: int
+    ) -> Sequence[_Locked]:
+        """Up to ``limit`` nominations of the batch in ``states``, locked (PostgreSQL;
+        SQLite's write lock already serialises): id, state, version, audit head. In
+        creation order per state (``ix_nominations_batch_state``), so that each chunk of a
+        sweep takes the rows next to the last chunk's, and with no sort."""
+        nominations = NominationRow.__table__  # type: ignore[attr-defined]
+        query = (
             sa_select(
-                table.c.id,
-                table.c.province,
-                table.c.kind,
-                table.c.name,
-                table.c.state,
-                table.c.version,
-                table.c.audit_head,
+                nominations.c.id,
+                nominations.c.state,
+                nominations.c.version,
+                nominations.c.audit_head,
             )
-            .where(table.c.batch_id == batch_id, table.c.state.in_(tuple(from_states)))
-            .order_by(table.c.id)
+            .where(nominations.c.batch_id == batch_id, nominations.c.state.in_(states))
+            .limit(limit)
             .with_for_update()
-        ).all()
-        if not rows:
-            return []
-        records = [
-            audit_values(
-                nomination_id=r.id,
-                seq=r.version + 1,
-                event=event,
-                from_state=r.state,
-                to_state=to_state,
-                actor=actor,
-                at=at,
-                reason=None,
-                batch_id=batch_id,
-                prev_hash=r.audit_head,
-            )
-            for r in rows
-        ]
-        self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                state=to_state,
-                version=bindparam("b_version"),
-                audit_head=bindparam("b_head"),
-                updated_at=at,
-            ),
+        )
+        return self.session.execute(query).all()
+
+    def _append_sweep_records(
+        self,
+        rows: Sequence[_Locked],
+        batch_id: str,
+        to_state: str,
+        *,
+        event: str,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The next record of each nomination in ``rows``: its primary key (nomination,
+        seq) refuses a second record of the same version, written by anyone."""
+        record_hash = audit.sweep_hasher(
+            event=event, to_state=to_state, actor=actor, at=at, reason=None, batch_id=batch_id
+        )
+        shared = (event, to_state, actor, self.dialect.time_in(at), None, batch_id)
+        self.execute_many(
+            "INSERT INTO audit_records (nomination_id, seq, from_state, prev_hash, hash, "
+            "event, to_state, actor, at, reason, batch_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                {"b_id": r.id, "b_version": r.version + 1, "b_head": record["hash"]}
-                for r, record in zip(rows, records, strict=True)
+                (
+                    nomination_id,
+                    version + 1,
+                    state,
+                    head,
+                    record_hash(nomination_id, version + 1, state, head),
+                    *shared,
+                )
+                for nomination_id, state, version, head in rows
             ],
         )
-        self.session.execute(insert(AuditRecordRow.__table__), records)  # type: ignore[attr-defined]
-        return [Lapsed(r.id, r.province, r.kind, r.name, r.state) for r in rows]
+
+    def _advance_to_records(
+        self,
+        rows: Sequence[_Locked],
+        batch_id: str,
+        to_state: str,
+        *,
+        event: str,
+        at: datetime,
+    ) -> None:
+        """Move the nominations of ``rows`` on to the records just appended, in one UPDATE
+        that is their compare-and-set: a nomination moves only if the record after its
+        version exists and starts from its state (it is still as it was read), and takes
+        its new head from that record. Conflict unless every one of them moved.
+
+        The record is looked up by its primary key for each nomination (scalar
+        subqueries): PostgreSQL would turn an EXISTS into a join that reads the whole
+        audit table for every chunk."""
+        nominations = NominationRow.__table__  # type: ignore[attr-defined]
+        records = AuditRecordRow.__table__  # type: ignore[attr-defined]
+        new_record = (records.c.nomination_id == nominations.c.id) & (
+            records.c.seq == nominations.c.version + 1
+        )
+        result = self.session.execute(
+            update(nominations)
+            .where(
+                nominations.c.id.in_([row[0] for row in rows]),
+                sa.select(records.c.from_state).where(new_record).scalar_subquery()
+                == nominations.c.state,
+            )
+            .values(
+                state=to_state,
+                version=nominations.c.version + 1,
+                audit_head=sa.select(records.c.hash).where(new_record).scalar_subquery(),
+                updated_at=at,
+            )
+        )
+        moved: int = result.rowcount  # type: ignore[attr-defined]
+        if moved != len(rows):
+            raise Conflict(
+                f"{len(rows) - moved} of {len(rows)} nominations of batch {batch_id} changed "
+                f"while {event} moved them, and none of them was moved: try again"
+            )
+
+    def lapsed(self, batch_id: str, event: str) -> list[Lapsed]:
+        """The nominations that ``event`` (a deadline's sweep) moved in the batch, in
+        creation order, read back from their audit records: a sweep that ran in several
+        transactions, or in several processes, is listed whole."""
+        nominations = NominationRow.__table__  # type: ignore[attr-defined]
+        records = AuditRecordRow.__table__  # type: ignore[attr-defined]
+        query = (
+            sa_select(
+                nominations.c.id,
+                nominations.c.province,
+                nominations.c.kind,
+                nominations.c.name,
+                records.c.from_state,
+            )
+            .join_from(records, nominations, records.c.nomination_id == nominations.c.id)
+            .where(records.c.batch_id == batch_id, records.c.event == event)
+            .order_by(records.c.nomination_id)
+        )
+        return list(map(Lapsed._make, self.session.execute(query).all()))
 
     # -- timers -----------------------------------------------------------------------------
 

@@ -49,12 +49,17 @@ class QuotaRow(SQLModel, table=True):
 
 class NominationRow(SQLModel, table=True):
     """A nomination. ``version`` is compared and set on every change; ``audit_head`` is
-    the hash of its newest audit record, so that deleting that record is detectable."""
+    the hash of its newest audit record, so that deleting that record is detectable.
+
+    ``ix_nominations_batch_state`` lists a batch's nominations in one state in creation
+    order: a deadline's lapse takes them 5,000 at a time, each chunk from the rows next to
+    the last chunk's and none of those already lapsed."""
 
     __tablename__ = "nominations"
     __table_args__ = (
         UniqueConstraint("batch_id", "province", "kind", "name", name="uq_nominations_name"),
         Index("ix_nominations_batch_province_state", "batch_id", "province", "state"),
+        Index("ix_nominations_batch_state", "batch_id", "state"),
         Index("ix_nominations_state", "state"),
     )
 
@@ -72,9 +77,13 @@ class NominationRow(SQLModel, table=True):
 
 
 class AuditRecordRow(SQLModel, table=True):
-    """One link of a nomination's hash chain. Append-only: the engine never updates it."""
+    """One link of a nomination's hash chain. Append-only: the engine never updates it.
+
+    Indexed by batch and event, so that a deadline finds every nomination it lapsed, in
+    however many transactions it did so, without reading the whole trail."""
 
     __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_records_batch_event", "batch_id", "event"),)
 
     nomination_id: str = Field(
         sa_column=Column(String(32), ForeignKey("nominations.id"), primary_key=True)

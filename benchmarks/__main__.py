@@ -32,7 +32,7 @@ from benchmarks.figures import SPECS, Figure, failed, not_run
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 MIN_REPS = 5
-TINY_REPS = 2  # --tiny checks that every figure runs; its numbers mean nothing
+TINY_REPS = 1  # --tiny checks that every figure runs; its numbers mean nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +69,14 @@ def runners() -> tuple[Runner, ...]:
 # (option, type, default, tiny default, help)
 SIZES: tuple[tuple[str, type, float, float, str], ...] = (
     ("fire-seconds", float, 1.0, 0.2, "timed window of a fire contender, per repetition"),
-    ("pg-clients", int, 8, 8, "client processes of fire_pg_8"),
+    ("pg-clients", int, 8, 2, "client processes of fire_pg_8"),
     ("lapse-rows", int, 100_000, 300, "nominations lapsed by the tick"),
     ("scale-rows", int, 1_000_000, 20_000, "nominations stored for fire_at_1m"),
     ("scale-base", int, 1_000, 1_000, "nominations stored for fire_at_1m's baseline"),
     ("board-rows", int, 10_000, 300, "nominations on the board of cli_board"),
     ("daemon-timers", int, 100_000, 1_000, "pending timers held by the daemon"),
     ("due-timers", int, 20, 4, "deadlines timed by due_to_done, per variant"),
-    ("due-lead", float, 4.0, 3.0, "seconds from opening to the first deadline"),
+    ("due-lead", float, 4.0, 2.0, "seconds from opening to the first deadline"),
     ("due-spread", float, 4.0, 0.5, "seconds from the first deadline to the last"),
     ("sweep-seconds", float, 0.0, 1.0, "PEAKPILOT_SWEEP_SECONDS for due_to_done (0: default)"),
 )

@@ -1,5 +1,8 @@
 """The Engine facade: every command and query of peakpilot, for the CLI and for backends.
 
+The outbox's delivery, the migrations and the programme loader are imported by the
+commands that use them: every CLI process imports this module, and most never send mail.
+
 A command is one transaction: read what the rules need, let the pure machine decide,
 then write the new state (compare-and-set on ``version``), the audit record and the
 idempotency record together. Nothing is written when any step refuses.
@@ -18,7 +21,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -29,7 +32,6 @@ from peakpilot.clock import Clock, SystemClock, require_instant
 from peakpilot.config.program import Names, Program, load_program, parse_program
 from peakpilot.config.quotas import MAX_QUOTA
 from peakpilot.errors import Conflict, InvalidInput, NotFound, NotPermitted, Refused
-from peakpilot.notifications.channels import Channel, DeliveryError
 from peakpilot.notifications.compose import BatchInfo, Notifier
 from peakpilot.notifications.contacts import Contacts, load_contacts
 from peakpilot.notifications.render import renderer_for
@@ -37,10 +39,9 @@ from peakpilot.states.actors import Actor, resolve_actor, sees_province
 from peakpilot.states.guards import DecisionContext
 from peakpilot.states.machine import Workflow
 from peakpilot.states.text_rules import check_name, check_reason
-from peakpilot.workflow import audit, outbox
+from peakpilot.workflow import audit
 from peakpilot.workflow.database import Database, create_engine, masked
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.loading import store_program
 from peakpilot.workflow.records import (
     BATCH_ID,
     OPEN,
@@ -72,6 +73,9 @@ from peakpilot.workflow.tables import (
     TimerRow,
 )
 from peakpilot.workflow.timers import LAPSE_CHUNK, TimerWork, batch_timers, milestone_timers
+
+if TYPE_CHECKING:
+    from peakpilot.notifications.channels import Channel
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
@@ -177,6 +181,7 @@ class Engine:
         ``program`` is a validated :class:`Program`, a path to a programme file, or
         ``None`` for the shipped 2023 programme. Returns what was done.
         """
+        from peakpilot.workflow.loading import store_program
         from peakpilot.workflow.migrations import upgrade_to_head
 
         if not isinstance(program, Program):
@@ -584,6 +589,8 @@ class Engine:
 
     def notices(self, status: str | None = None) -> builtins.list[Notice]:
         """The outbox, oldest first, optionally only notices of one status."""
+        from peakpilot.workflow import outbox
+
         if status is not None and status not in outbox.STATUSES:
             raise InvalidInput(
                 f"unknown notice status {status!r}: use one of {', '.join(outbox.STATUSES)}"
@@ -600,6 +607,8 @@ class Engine:
 
     def retry_notice(self, notice_id: str) -> Notice:
         """Put a failed or dead notice back in the queue, due now, with fresh attempts."""
+        from peakpilot.workflow import outbox
+
         now = self._now()
         with self._db.write() as session:
             row = self._store(session).notice(notice_id)
@@ -627,6 +636,9 @@ class Engine:
         ``batch_size`` were sent). Each claim and each outcome is its own short
         transaction: no transaction is open while a message is being sent.
         """
+        from peakpilot.notifications.channels import DeliveryError
+        from peakpilot.workflow import outbox
+
         counts = {outbox.SENT: 0, outbox.FAILED: 0, outbox.DEAD: 0}
         batches = 0
         while True:

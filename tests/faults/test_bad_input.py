@@ -1816,7 +1816,7 @@ def scripts_of(steps: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
 
 
 def test_cli_nominate(template: Template, tmp_path: Path, figures: Figures) -> None:
-    @hypothesis_settings(count(10, 250), shrink=False)
+    @hypothesis_settings(count(6, 250), shrink=False)
     @given(steps=scripts_of(nominate_steps()))
     def check(steps: list[Step]) -> None:
         figures.example()
@@ -1826,7 +1826,7 @@ def test_cli_nominate(template: Template, tmp_path: Path, figures: Figures) -> N
 
 
 def test_cli_fire(template: Template, tmp_path: Path, figures: Figures) -> None:
-    @hypothesis_settings(count(10, 250), shrink=False)
+    @hypothesis_settings(count(6, 250), shrink=False)
     @given(steps=scripts_of(fire_steps()))
     def check(steps: list[Step]) -> None:
         figures.example()
@@ -1836,7 +1836,7 @@ def test_cli_fire(template: Template, tmp_path: Path, figures: Figures) -> None:
 
 
 def test_cli_queries(template: Template, tmp_path: Path, figures: Figures) -> None:
-    @hypothesis_settings(count(10, 250), shrink=False)
+    @hypothesis_settings(count(6, 250), shrink=False)
     @given(steps=scripts_of(query_steps()))
     def check(steps: list[Step]) -> None:
         figures.example()
@@ -1846,7 +1846,7 @@ def test_cli_queries(template: Template, tmp_path: Path, figures: Figures) -> No
 
 
 def test_cli_batch_open(template: Template, tmp_path: Path, figures: Figures) -> None:
-    @hypothesis_settings(count(9, 250), shrink=False)
+    @hypothesis_settings(count(5, 250), shrink=False)
     @given(steps=scripts_of(batch_open_steps()))
     def check(steps: list[tuple[Step, dict[str, bytes]]]) -> None:
         figures.example()
@@ -1911,7 +1911,7 @@ def test_cli_now(template: Template, tmp_path: Path, figures: Figures) -> None:
             step = with_json(argv, place, reads=reads, now=None, env={"PEAKPILOT_NOW": now})
         return Script([step], files={"quotas.yaml": b"hebei: 1\n"})
 
-    @hypothesis_settings(count(6, 200), shrink=False)
+    @hypothesis_settings(count(4, 200), shrink=False)
     @given(scripts=st.lists(now_scripts(), min_size=PARALLEL, max_size=PARALLEL))
     def check(scripts: list[Script]) -> None:
         figures.example()
@@ -1978,7 +1978,7 @@ def test_cli_arbitrary_argv(template: Template, tmp_path: Path, figures: Figures
         allowed = CLI_OK | ({6} if "--if-version" in words else set())
         return Step(argv, allowed=allowed)
 
-    @hypothesis_settings(count(8, 250), shrink=False)
+    @hypothesis_settings(count(5, 250), shrink=False)
     @given(steps=scripts_of(argv_steps()))
     @example(
         [Step(["board", "--batch", b"\xff"]), Step(["nominate", "--name", b"\xe4\xb8"])]

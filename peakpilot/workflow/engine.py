@@ -328,9 +328,10 @@ class Engine:
         context = self._context(store, row, event, now, reason, lock=True)
         to_state = self.workflow.decide(current, event, actor, context)
         # A move whose rules look at a target batch (carry_over) lands in that batch.
-        batch_id = row.batch_id
+        batch = context.batch
         if context.target is not None and context.target.batch is not None:
-            batch_id = context.target.batch.id
+            batch = context.target.batch
+        batch_id = batch.id
         store.move(
             row,
             event=event,
@@ -342,7 +343,6 @@ class Engine:
         )
         if event == self.program.milestone_event:
             store.add_timers(milestone_timers(self.program, row.id, batch_id, row.province, now))
-        target_batch = store.batch(batch_id)
         store.add_notices(
             self.notifier.for_event(
                 current,
@@ -354,7 +354,7 @@ class Engine:
                 to_state=to_state,
                 reason=reason,
                 at=now,
-                batch=BatchInfo(target_batch.id, target_batch.deadline_at),
+                batch=BatchInfo(batch.id, batch.deadline_at),
                 from_batch=row.batch_id if batch_id != row.batch_id else None,
             ),
             now,

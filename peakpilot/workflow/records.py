@@ -189,32 +189,30 @@ class Records:
         self.connection = connection
         self.dialect = dialect
         self.program = program
-        self._cursor: DBAPICursor | None = None
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> DBAPICursor:
         """Run one statement; driver errors become SQLAlchemy's, as everywhere else."""
-        cursor = self._cursor
-        if cursor is None:
-            cursor = self._cursor = self.connection.cursor()
         try:
-            cursor.execute(self.dialect.sql(text), params)
+            self.cursor.execute(self.dialect.sql(text), params)
         except self.dialect.error as error:
             raise self._translated(text, params, error) from error
-        return cursor
+        return self.cursor
 
     def execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        cursor = self._cursor
-        if cursor is None:
-            cursor = self._cursor = self.connection.cursor()
         try:
-            cursor.executemany(self.dialect.sql(text), rows)
+            self.cursor.executemany(self.dialect.sql(text), rows)
         except self.dialect.error as error:
             raise self._translated(text, rows, error) from error
 
+    @cached_property
+    def cursor(self) -> DBAPICursor:
+        """One cursor for the transaction's statements."""
+        return self.connection.cursor()
+
     def _translated(self, text: str, params: Any, error: Exception) -> exc.DBAPIError:
-        return self.dialect.translated(text, params, error, self.connection, self._cursor)
+        return self.dialect.translated(text, params, error, self.connection, self.cursor)
 
     # -- nominations --------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ def load_yaml(source: str, where: str, what: str) -> tuple[Any, yaml.Node | None
         raise ConfigError(f"{where}: invalid YAML in {what} file: {exc}") from None
     except (ValueError, TypeError, OverflowError) as exc:  # an impossible date, !!int x
         raise ConfigError(f"{where}: invalid value in {what} file: {exc}") from None
+    except AttributeError:  # PyYAML's own slip on a `!!timestamp` it cannot read
+        raise ConfigError(f"{where}: invalid value in {what} file: a malformed timestamp") from None
     except RecursionError:
         raise ConfigError(f"{where}: the {what} file is nested too deeply") from None
     finally:

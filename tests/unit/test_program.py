@@ -429,6 +429,13 @@ def test_broken_programme_names_item_and_line(
     assert "\n" not in message
 
 
+def test_a_malformed_explicit_timestamp_is_a_config_error() -> None:
+    """PyYAML itself fails with AttributeError on it (found by the bad-input fuzzing)."""
+    text = _edit(DEADLINE_LINE, "  deadline: !!timestamp 2023-11-15x")
+    with pytest.raises(ConfigError, match=r"x\.yaml: invalid value in .* malformed timestamp"):
+        parse_program(text, "x.yaml")
+
+
 def test_the_shipped_text_itself_parses() -> None:
     """The broken cases above differ from a valid file only by their edit."""
     assert parse_program(SHIPPED_TEXT, "x.yaml").id == "carbon_peak_2023"

@@ -339,13 +339,22 @@ def list_(state: str | None, province: str | None, batch: str | None) -> None:
 @json_option
 def board(batch: str | None) -> None:
     """Per province: quota, used, left and nominations per state."""
-    engine = _engine()
-    result = engine.board(batch)
+    from peakpilot.config.quick import quick_database_url
+    from peakpilot.workflow.quick import read_board
+
+    # A quick read: the engine (and the settings model) only for a database whose
+    # programme was stored before its facts were kept, or settings from a TOML file.
+    url = quick_database_url(_options().db)
+    view = read_board(url, batch) if url is not None else None
+    if view is None:
+        engine = _engine()
+        result, states = engine.board(batch), engine.program.states
+    else:
+        result, states = view.board, view.states
 
     def human() -> None:
         from rich.table import Table
 
-        states = engine.program.states
         table = Table(
             title=f"batch {result.batch} ({result.status}), deadline {_when(result.deadline)}"
         )

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from peakpilot.config.facts import ProgramFacts
 from peakpilot.config.yaml_lines import line_of, load_yaml
 from peakpilot.errors import ConfigError, InvalidInput
 from peakpilot.states.guards import GUARDS
@@ -248,6 +249,17 @@ class Program:
     def digest(self) -> str:
         """SHA-256 of the source text: tells whether a stored programme changed."""
         return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @cached_property
+    def facts(self) -> ProgramFacts:
+        """What the read-only views need, stored beside the text by ``init``."""
+        return ProgramFacts(
+            id=self.id,
+            timezone_name=self.timezone.key,
+            provinces=tuple(self.provinces),
+            states=self.states,
+            quota_counts=self.quota_counts,
+        )
 
     @cached_property
     def events(self) -> tuple[str, ...]:

@@ -18,9 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from peakpilot.config.quick import DEFAULT_DATABASE_URL
 from peakpilot.errors import ConfigError
-
-DEFAULT_DATABASE_URL = "sqlite:///peakpilot.db"
 
 
 class Settings(BaseSettings):

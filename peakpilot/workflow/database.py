@@ -13,16 +13,19 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlmodel import Session
 
 from peakpilot.errors import InvalidInput, Unavailable
-from peakpilot.workflow.records import SqlDialect
+from peakpilot.workflow.reads import Reads
+from peakpilot.workflow.sql import SqlDialect
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 T = TypeVar("T")
 
@@ -193,7 +196,29 @@ class Database:
             yield session
 
     @contextmanager
+    def reads(self) -> Iterator[Reads]:
+        """A read-only transaction for SQL-text reads only: the quick commands' path,
+        which never imports the ORM."""
+        with self._connection(write=False) as (connection, _):
+            yield Reads(connection.connection, self.sql)
+
+    @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Session]:
+        from sqlmodel import Session  # the ORM only for the units of work that use it
+
+        with (
+            self._connection(write=write) as (connection, transaction),
+            Session(bind=connection, autoflush=False, expire_on_commit=False) as session,
+        ):
+            yield session
+            session.flush()
+            if not write:
+                transaction.rollback()
+
+    @contextmanager
+    def _connection(self, *, write: bool) -> Iterator[tuple[sa.Connection, sa.RootTransaction]]:
+        """A connection in a transaction, committed at the end unless rolled back; the
+        driver's errors become the clerk's (an unreachable database, a lock held)."""
         try:
             connection = self.engine.connect()
         except exc.DBAPIError as error:
@@ -207,13 +232,9 @@ class Database:
                 connection.execution_options(
                     isolation_level="REPEATABLE READ", postgresql_readonly=True
                 )
-            with (
-                connection.begin() as transaction,
-                Session(bind=connection, autoflush=False, expire_on_commit=False) as session,
-            ):
-                yield session
-                session.flush()
-                if not write:
+            with connection.begin() as transaction:
+                yield connection, transaction
+                if not write and transaction.is_active:
                     transaction.rollback()
         except exc.DBAPIError as error:
             failure = self._failure(error)

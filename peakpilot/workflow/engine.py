@@ -42,13 +42,8 @@ from peakpilot.states.text_rules import check_name, check_reason
 from peakpilot.workflow import audit
 from peakpilot.workflow.database import Database, create_engine, masked
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.records import (
-    BATCH_ID,
-    OPEN,
-    NominationRecord,
-    Records,
-    RememberedCall,
-)
+from peakpilot.workflow.reads import BATCH_ID, OPEN
+from peakpilot.workflow.records import NominationRecord, Records, RememberedCall
 from peakpilot.workflow.snapshots import (
     AuditReport,
     Board,
@@ -59,7 +54,6 @@ from peakpilot.workflow.snapshots import (
     NominationDetail,
     Notice,
     NoticeDetail,
-    ProvinceBoard,
     TickReport,
     Timer,
     to_jsonable,
@@ -147,7 +141,8 @@ class Engine:
         if self._workflow is None:
             try:
                 with self._db.read() as session:
-                    row = session.exec(select(ProgramRow)).first()
+                    # the text only: a database not yet upgraded may lack newer columns
+                    row = session.exec(select(ProgramRow.id, ProgramRow.source)).first()
             except (exc.OperationalError, exc.ProgrammingError) as error:
                 if "no such table" not in str(error) and "does not exist" not in str(error):
                     raise self._db.unreachable(error) from None
@@ -157,7 +152,8 @@ class Engine:
                     f"database {masked(self._db.engine.url)} holds no programme: "
                     "run `peakpilot init` first"
                 )
-            program = parse_program(row.source, f"stored programme {row.id}")
+            program_id, source = row
+            program = parse_program(source, f"stored programme {program_id}")
             self._workflow = _workflow_for(program)
         return self._workflow
 
@@ -421,28 +417,9 @@ class Engine:
 
     def board(self, batch: str | None = None) -> Board:
         """Per province of a batch (the newest when ``None``): quota, used, left, states."""
-        program = self.program
+        facts = self.program.facts
         with self._db.read() as session:
-            store = self._store(session)
-            batch_row = store.batch(batch) if batch is not None else store.newest_batch()
-            if batch_row is None:
-                raise NotFound("no batch exists yet: run `peakpilot init`")
-            quotas = store.quotas(batch_row.id)
-            counts = store.state_counts(batch_row.id)
-        provinces = []
-        for slug in program.provinces:
-            if slug not in quotas and slug not in counts:
-                continue
-            states = {state: counts.get(slug, {}).get(state, 0) for state in program.states}
-            used = sum(states[state] for state in program.quota_counts)
-            quota = quotas.get(slug, 0)
-            provinces.append(ProvinceBoard(slug, quota, used, max(quota - used, 0), states))
-        return Board(
-            batch=batch_row.id,
-            deadline=self._local(batch_row.deadline_at),
-            status=batch_row.status,
-            provinces=tuple(provinces),
-        )
+            return self._store(session).board(facts, batch)
 
     def history(
         self, nomination_id: str, *, actor: Actor | str | None = None

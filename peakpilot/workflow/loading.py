@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from peakpilot.config.program import Program
 from peakpilot.errors import Refused
-from peakpilot.workflow.records import OPEN
+from peakpilot.workflow.reads import OPEN
 from peakpilot.workflow.tables import BatchRow, NominationRow, ProgramRow, QuotaRow, TimerRow
 from peakpilot.workflow.timers import DEADLINE, PENDING, REMINDER, batch_due_at, batch_timers
 
@@ -27,9 +27,16 @@ def store_program(session: Session, program: Program, now: datetime) -> bool:
             "use another database"
         )
     changed = False
+    facts = program.facts.to_json()
     if stored is None:
         session.add(
-            ProgramRow(id=program.id, digest=program.digest, source=program.source, loaded_at=now)
+            ProgramRow(
+                id=program.id,
+                digest=program.digest,
+                source=program.source,
+                facts=facts,
+                loaded_at=now,
+            )
         )
         changed = True
     elif stored.digest != program.digest:
@@ -44,7 +51,10 @@ def store_program(session: Session, program: Program, now: datetime) -> bool:
                 "which it does not declare"
             )
         stored.digest, stored.source, stored.loaded_at = program.digest, program.source, now
+        stored.facts = facts
         changed = True
+    elif stored.facts != facts:  # stored before its facts were kept (schema 0005)
+        stored.facts = facts
     session.flush()
     return _store_first_batch(session, program, now) or changed
 

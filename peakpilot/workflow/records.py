@@ -17,13 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
 
 from peakpilot.config.program import Program
@@ -32,10 +29,10 @@ from peakpilot.notifications.compose import Outgoing
 from peakpilot.states.guards import BatchFacts, QuotaFacts, TargetFacts
 from peakpilot.workflow import audit
 from peakpilot.workflow.ids import new_id
+from peakpilot.workflow.reads import BATCH_COLUMNS, CLOSED, OPEN, BatchRecord, Reads
+from peakpilot.workflow.sql import SqlDialect
 
-OPEN, CLOSED = "open", "closed"
 ID = re.compile(r"[0-9a-f]{16}")  # new_id() ids, matched whole
-BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # what a batch id may be
 
 if TYPE_CHECKING:
     from peakpilot.workflow.tables import TimerRow
@@ -43,7 +40,6 @@ if TYPE_CHECKING:
 _NOMINATION_COLUMNS = (
     "id, batch_id, province, kind, name, level, state, version, audit_head, created_at, updated_at"
 )
-_BATCH_COLUMNS = "id, deadline_at, status, position"
 _AUDIT_COLUMNS = (
     "nomination_id",
     "seq",
@@ -104,14 +100,6 @@ class NominationRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class BatchRecord:
-    id: str
-    deadline_at: datetime
-    status: str
-    position: int
-
-
-@dataclass(frozen=True, slots=True)
 class RememberedCall:
     """The first result of a ``fire`` made with an idempotency key."""
 
@@ -121,98 +109,14 @@ class RememberedCall:
     result: str  # the snapshot, as JSON
 
 
-class SqlDialect:
-    """What differs between the drivers: placeholders, time values, row locks, errors."""
-
-    def __init__(self, dialect: sa.Dialect) -> None:
-        self.dialect = dialect
-        self.name = dialect.name
-        self.error: type[Exception] = dialect.loaded_dbapi.Error
-        self.for_update = " FOR UPDATE" if dialect.name == "postgresql" else ""
-        # the conversions of the tables' time columns (stored in UTC; SQLite keeps no offset)
-        time_type = sa.DateTime(timezone=True).dialect_impl(dialect)
-        self._time_in = time_type.bind_processor(dialect)
-        self._time_out = time_type.result_processor(dialect, None)
-        self._statements: dict[str, str] = {}
-
-    def time_in(self, value: datetime) -> Any:
-        """An aware instant as the driver stores it: in UTC."""
-        utc = value.astimezone(UTC)
-        return utc if self._time_in is None else self._time_in(utc)
-
-    def time_out(self, value: Any) -> datetime:
-        """A stored instant, aware and in UTC."""
-        instant = value if self._time_out is None else self._time_out(value)
-        assert isinstance(instant, datetime)  # the time columns are NOT NULL
-        if instant.utcoffset() is None:
-            return instant.replace(tzinfo=UTC)
-        return instant.astimezone(UTC)
-
-    def translated(
-        self,
-        text: str,
-        params: Any,
-        error: Exception,
-        connection: PoolProxiedConnection,
-        cursor: DBAPICursor | None = None,
-    ) -> exc.DBAPIError:
-        """SQLAlchemy's exception for a driver's ``error`` (what the ORM path raises too);
-        a connection found lost is invalidated, so the pool never hands it out again."""
-        disconnect = self.dialect.is_disconnect(
-            error,  # type: ignore[arg-type]  # a DBAPI error, typed by the driver
-            connection.driver_connection,
-            cursor,
-        )
-        if disconnect:
-            connection.invalidate(error)
-        translated = exc.DBAPIError.instance(
-            text, params, error, self.error, connection_invalidated=disconnect, dialect=self.dialect
-        )
-        assert isinstance(translated, exc.DBAPIError)  # the driver's errors all are
-        return translated
-
-    def sql(self, text: str) -> str:
-        """``text`` with ``?`` placeholders, in the driver's own paramstyle (cached)."""
-        statement = self._statements.get(text)
-        if statement is None:
-            statement = text if self.dialect.paramstyle == "qmark" else text.replace("?", "%s")
-            self._statements[text] = statement
-        return statement
-
-
-class Records:
+class Records(Reads):
     """The common statements of one transaction, on the connection that holds it."""
 
     def __init__(
         self, connection: PoolProxiedConnection, dialect: SqlDialect, program: Program
     ) -> None:
-        self.connection = connection
-        self.dialect = dialect
+        super().__init__(connection, dialect)
         self.program = program
-
-    def execute(self, text: str, params: Sequence[Any] = ()) -> DBAPICursor:
-        """Run one statement; driver errors become SQLAlchemy's, as everywhere else."""
-        try:
-            self.cursor.execute(self.dialect.sql(text), params)
-        except self.dialect.error as error:
-            raise self._translated(text, params, error) from error
-        return self.cursor
-
-    def execute_many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        try:
-            self.cursor.executemany(self.dialect.sql(text), rows)
-        except self.dialect.error as error:
-            raise self._translated(text, rows, error) from error
-
-    @cached_property
-    def cursor(self) -> DBAPICursor:
-        """One cursor for the transaction's statements."""
-        return self.connection.cursor()
-
-    def _translated(self, text: str, params: Any, error: Exception) -> exc.DBAPIError:
-        return self.dialect.translated(text, params, error, self.connection, self.cursor)
 
     # -- nominations --------------------------------------------------------------------
 
@@ -358,30 +262,12 @@ class Records:
 
     # -- batches and quotas ---------------------------------------------------------------
 
-    def batch(self, batch_id: str) -> BatchRecord:
-        row = None
-        if isinstance(batch_id, str) and BATCH_ID.fullmatch(batch_id):
-            row = self.execute(
-                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"no batch {batch_id!r}")
-        return self._batch(row)
-
-    def newest_batch(self, *, open_only: bool = False) -> BatchRecord | None:
-        where = " WHERE status = ?" if open_only else ""
-        row = self.execute(
-            f"SELECT {_BATCH_COLUMNS} FROM batches{where} ORDER BY position DESC LIMIT 1",
-            (OPEN,) if open_only else (),
-        ).fetchone()
-        return None if row is None else self._batch(row)
-
     def batch_for_nomination(self, batch_id: str | None, province: str) -> BatchRecord:
         """The named batch, or the newest open batch giving ``province`` a quota."""
         if batch_id is not None:
             return self.batch(batch_id)
         row = self.execute(
-            f"SELECT {', '.join('b.' + c for c in _BATCH_COLUMNS.split(', '))} FROM batches b "
+            f"SELECT {', '.join('b.' + c for c in BATCH_COLUMNS.split(', '))} FROM batches b "
             "JOIN quota_allocations q ON q.batch_id = b.id "
             "WHERE b.status = ? AND q.province = ? ORDER BY b.position DESC LIMIT 1",
             (OPEN, province),
@@ -390,9 +276,6 @@ class Records:
         if newest is None:
             raise Refused("cannot nominate: no batch is open")
         return newest
-
-    def _batch(self, row: Sequence[Any]) -> BatchRecord:
-        return BatchRecord(row[0], self.dialect.time_out(row[1]), row[2], row[3])
 
     def batch_facts(self, row: BatchRecord) -> BatchFacts:
         return BatchFacts(
@@ -441,7 +324,7 @@ class Records:
     def carry_over_target(self, row: NominationRecord) -> TargetFacts:
         """The newest open batch other than the nomination's own, as the rules see it."""
         found = self.execute(
-            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE status = ? AND id <> ? "
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE status = ? AND id <> ? "
             "ORDER BY position DESC LIMIT 1",
             (OPEN, row.batch_id),
         ).fetchone()

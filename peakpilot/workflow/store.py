@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 from peakpilot.config.program import Program
 from peakpilot.errors import Conflict, NotFound
 from peakpilot.workflow import audit
-from peakpilot.workflow.records import ID, Records, SqlDialect
+from peakpilot.workflow.records import ID, Records
+from peakpilot.workflow.sql import SqlDialect
 from peakpilot.workflow.tables import (
     AuditRecordRow,
     BatchRow,
@@ -70,22 +71,6 @@ class Store(Records):
         return list(self.session.exec(query))
 
     # -- batches and quotas ---------------------------------------------------------------
-
-    def quotas(self, batch_id: str) -> dict[str, int]:
-        query = select(QuotaRow.province, QuotaRow.quota).where(col(QuotaRow.batch_id) == batch_id)
-        return {province: quota for province, quota in self.session.exec(query)}
-
-    def state_counts(self, batch_id: str) -> dict[str, dict[str, int]]:
-        """Nominations of the batch per province and state."""
-        query = (
-            select(NominationRow.province, NominationRow.state, func.count())
-            .where(col(NominationRow.batch_id) == batch_id)
-            .group_by(col(NominationRow.province), col(NominationRow.state))
-        )
-        counts: dict[str, dict[str, int]] = {}
-        for province, state, count in self.session.exec(query):
-            counts.setdefault(province, {})[state] = count
-        return counts
 
     def usage(self, batch_id: str) -> dict[str, Usage]:
         """Each province with a quota in the batch: its quota, and the nominations that use

@@ -20,6 +20,7 @@ class ProgramRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     digest: str = Field(max_length=64)
     source: str = Field(sa_column=Column(Text, nullable=False))
+    facts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     loaded_at: datetime
 
 

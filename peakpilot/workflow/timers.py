@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 from peakpilot.config.program import Milestone, Program
 from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.records import BatchRecord, NominationRecord
+from peakpilot.workflow.reads import BatchRecord
+from peakpilot.workflow.records import NominationRecord
 from peakpilot.workflow.snapshots import TimerOutcome
 from peakpilot.workflow.store import Lapsed, Store, Usage
 from peakpilot.workflow.tables import TimerRow

@@ -531,6 +531,50 @@ def test_board_of_a_fresh_batch(base: dict[str, str]) -> None:
     assert sum(provinces["shanxi"]["states"].values()) == 0
 
 
+HEAVY_MODULES = ("pydantic", "pydantic_settings", "sqlmodel", "jinja2", "transitions", "yaml")
+
+
+def test_board_loads_neither_the_engine_nor_the_settings_model(base: dict[str, str]) -> None:
+    """Its start-up is issue 6's figure: the board is two queries on the stored facts."""
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print(*sorted({m.split('.')[0] for m in sys.modules}),"
+        " file=sys.stderr))\n"
+        f"sys.argv = ['peakpilot', '--db', {base['db']!r}, '--json', 'board']\n"
+        "runpy.run_module('peakpilot', run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, describe(proc)
+    assert json.loads(proc.stdout)["batch"] == BATCH
+    loaded = set(proc.stderr.split())
+    assert "sqlalchemy" in loaded, proc.stderr  # the check itself works
+    assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
+
+
+def test_board_from_a_toml_settings_file(base: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "peakpilot.toml"
+    config.write_text(f"database_url = {base['db']!r}\n", encoding="utf-8")
+    proc = run("--json", "board", db=None, env={"PEAKPILOT_CONFIG": str(config)}, cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert json.loads(proc.stdout)["batch"] == BATCH
+
+
+def test_board_of_a_database_stored_before_its_facts_were_kept(
+    base: dict[str, str], tmp_path: Path
+) -> None:
+    older = tmp_path / "older.db"
+    shutil.copy(base["db"].removeprefix("sqlite:///"), older)
+    with sqlite3.connect(older) as connection:
+        connection.execute("UPDATE programs SET facts = NULL")
+    url = f"sqlite:///{older}"
+    assert doc("board", db=url) == doc("board", db=base["db"])
+    ok("init", db=url)
+    with sqlite3.connect(older) as connection:
+        assert connection.execute("SELECT facts FROM programs").fetchone()[0] is not None
+
+
 @pytest.mark.parametrize(
     "command",
     [("show", "{P}", "--as", "gov:hebei")],

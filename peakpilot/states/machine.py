@@ -18,7 +18,7 @@ from transitions.core import EventData, MachineError
 
 from peakpilot.config.program import Program, Transition
 from peakpilot.errors import NotPermitted, PeakpilotError, Refused
-from peakpilot.states.actors import Actor
+from peakpilot.states.actors import Actor, resolve_actor
 from peakpilot.states.guards import GUARDS, DecisionContext, NominationFacts
 
 
@@ -47,6 +47,9 @@ class _ProspectiveNomination:
 Condition = Callable[[EventData], bool]
 
 
+_ACTORS_KEPT = 1024  # actor texts whose resolution a Workflow keeps
+
+
 class Workflow:
     """Decides events for nominations of one programme. Pure: no I/O, no clock."""
 
@@ -71,6 +74,20 @@ class Workflow:
             auto_transitions=False,
             send_event=True,
         )
+        self._actors: dict[str, Actor] = {}
+
+    def actor(self, actor: Actor | str) -> Actor:
+        """``actor`` in its canonical form under the programme (see
+        :func:`~peakpilot.states.actors.resolve_actor`). Every command resolves one, and a
+        process meets few actors: the resolved forms of texts are kept."""
+        if not isinstance(actor, str):
+            return resolve_actor(actor, self.program)
+        resolved = self._actors.get(actor)
+        if resolved is None:
+            resolved = resolve_actor(Actor.parse(actor), self.program)
+            if len(self._actors) < _ACTORS_KEPT:
+                self._actors[actor] = resolved
+        return resolved
 
     # -- decisions -------------------------------------------------------------------
 

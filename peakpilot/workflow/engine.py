@@ -35,7 +35,7 @@ from peakpilot.errors import Conflict, InvalidInput, NotFound, NotPermitted, Ref
 from peakpilot.notifications.compose import BatchInfo, Notifier
 from peakpilot.notifications.contacts import Contacts, load_contacts
 from peakpilot.notifications.render import renderer_for
-from peakpilot.states.actors import Actor, resolve_actor, sees_province
+from peakpilot.states.actors import Actor, sees_province
 from peakpilot.states.guards import DecisionContext
 from peakpilot.states.machine import Workflow
 from peakpilot.states.text_rules import check_name, check_reason
@@ -658,9 +658,7 @@ class Engine:
         return require_instant(self.clock.now(), "the clock's time")
 
     def _actor(self, actor: Actor | str) -> Actor:
-        if isinstance(actor, str):
-            actor = Actor.parse(actor)
-        return resolve_actor(actor, self.program)
+        return self.workflow.actor(actor)
 
     def _check_reader(self, reader: Actor | None, province: str) -> None:
         if reader is not None and not sees_province(reader, province, self.program):

@@ -708,3 +708,16 @@ def test_random_walks_stay_in_declared_states(workflow: Workflow, steps: list[tu
         assert after in STATES
         assert EXPECTED[(event, before)] == (after, actor)
         nomination = dataclasses.replace(nomination, state=after)
+
+
+def test_actor_texts_resolve_to_their_canonical_form_once() -> None:
+    workflow = Workflow(load_program())
+    first = workflow.actor(" DRC:130000 ")
+    assert first == Actor("drc", "hebei") == workflow.actor("drc:hebei")
+    assert workflow.actor(" DRC:130000 ") is first  # kept, not parsed again
+    assert workflow.actor(Actor("gov", "440000")) == Actor("gov", "guangdong")
+    for bad in ("drc", "ndrc:hebei", "drc:atlantis", "mayor:hebei"):
+        with pytest.raises(InvalidInput):
+            workflow.actor(bad)
+        with pytest.raises(InvalidInput):  # a refusal is not kept as an answer
+            workflow.actor(bad)

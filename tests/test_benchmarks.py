@@ -71,3 +71,22 @@ def test_the_tiny_run_measures_every_figure(postgres_admin: sa.Engine, tmp_path:
         if name not in WITHOUT_BASELINE:
             assert isinstance(figure["baseline"]["value"], int | float), (name, figure)
             assert isinstance(figure["ratio"], int | float), (name, figure)
+
+
+def test_the_breakdown_of_a_transition_runs() -> None:
+    """``python -m benchmarks.breakdown``, the profile docs/BENCHMARKS.md quotes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.breakdown", "--fires", "40", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    engine, raw = result["engine"], result["raw"]
+    assert set(engine["parts_us"]) == {"begin_commit", "render", "compose", "rest"}
+    assert set(raw["parts_us"]) == {"begin_commit", "rest"}
+    assert engine["wal_pages_per_fire"] > 0 and raw["wal_pages_per_fire"] > 0
+    assert result["fires_per_contender"] == 40

@@ -15,7 +15,8 @@ so a row written here reads back through the ORM unchanged, and the other way ro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -171,6 +172,40 @@ class SqlDialect:
         assert isinstance(translated, exc.DBAPIError)  # the driver's errors all are
         return translated
 
+    def values_table(
+        self,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        most_params: int,
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """``rows`` as a derived table with the named, typed ``columns``
+        (``FROM <table> AS v``), with its parameters: one statement then takes thousands
+        of rows, where ``executemany`` would run one statement per row.
+
+        PostgreSQL gets one array per column (``unnest``), whatever the number of rows;
+        SQLite a ``VALUES`` list, split so that no part binds more than ``most_params``
+        parameters (the driver's limit). Not a ``WITH`` clause: Python's ``sqlite3``
+        reports no row count for a statement that does not start with its verb."""
+        names = [name for name, _ in columns]
+        if self.name == "postgresql":
+            arrays = ", ".join(f"?::{type_}[]" for _, type_ in columns)
+            params = [list(column) for column in zip(*rows, strict=True)] if rows else []
+            yield (
+                f"(SELECT * FROM unnest({arrays}) AS u ({', '.join(names)}))",
+                params or [[] for _ in columns],
+            )
+            return
+        select = ", ".join(f"column{i} AS {name}" for i, name in enumerate(names, 1))
+        row_text = f"({', '.join('?' * len(columns))})"
+        per_part = max(1, most_params // len(columns))
+        for start in range(0, len(rows), per_part):
+            part = rows[start : start + per_part]
+            yield (
+                f"(SELECT {select} FROM (VALUES {', '.join([row_text] * len(part))}))",
+                [value for row in part for value in row],
+            )
+
     def sql(self, text: str) -> str:
         """``text`` with ``?`` placeholders, in the driver's own paramstyle (cached)."""
         statement = self._statements.get(text)
@@ -205,6 +240,22 @@ class Records:
             self.cursor.executemany(self.dialect.sql(text), rows)
         except self.dialect.error as error:
             raise self._translated(text, rows, error) from error
+
+    def values_table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """:meth:`SqlDialect.values_table` within this connection's parameter limit."""
+        return self.dialect.values_table(columns, rows, most_params=self._most_params)
+
+    @cached_property
+    def _most_params(self) -> int:
+        """The most parameters one statement may bind: SQLite's limit (32,766 unless
+        built otherwise; what the driver reports), PostgreSQL's 65,535."""
+        driver = self.connection.driver_connection
+        getlimit = getattr(driver, "getlimit", None)
+        if self.dialect.name == "sqlite" and getlimit is not None:
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 32_766 if self.dialect.name == "sqlite" else 65_535
 
     @cached_property
     def cursor(self) -> DBAPICursor:

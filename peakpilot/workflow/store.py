@@ -2,9 +2,9 @@
 
 A :class:`Store` wraps the session of one unit of work: the common statements of
 :class:`~peakpilot.workflow.records.Records` on the session's own connection, plus the
-ORM queries of the rarer units (timers, the outbox, bulk lapse, the audit chain). Reads
-return rows or the small fact objects the pure rules take; every change of a nomination
-is a compare-and-set on its version.
+ORM queries of the rarer units (timers, the outbox, the audit chain) and the set-based
+SQL of a deadline's lapse. Reads return rows or the small fact objects the pure rules
+take; every change of a nomination is a compare-and-set on its version.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ A deadline's lapse is the exception: it moves at most ``LAPSE_CHUNK`` nomination
 transaction, so that 100,000 of them never make one huge transaction. Each chunk commits
 its own state changes and audit records; the timer stays pending until the last one,
 which also writes the notices (listing everything every chunk lapsed) and closes the
-batch. A crash between chunks leaves a state the next tick simply carries on from.
+batch. A crash between chunks leaves a state the next tick simply carries on from. The
+list comes from what this tick's own chunks lapsed (:class:`LapseMemory`) when that is
+all of it, and is read back from the audit records otherwise.
 """
 
 from __future__ import annotations

@@ -66,7 +66,13 @@ from peakpilot.workflow.tables import (
     ProgramRow,
     TimerRow,
 )
-from peakpilot.workflow.timers import LAPSE_CHUNK, TimerWork, batch_timers, milestone_timers
+from peakpilot.workflow.timers import (
+    LAPSE_CHUNK,
+    LapseMemory,
+    TimerWork,
+    batch_timers,
+    milestone_timers,
+)
 
 if TYPE_CHECKING:
     from peakpilot.notifications.channels import Channel
@@ -468,15 +474,18 @@ class Engine:
             raise InvalidInput(f"a lapse chunk is 1 to {LAPSE_CHUNK} nominations")
         notifier = self.notifier
         outcomes = []
+        lapses = LapseMemory()  # what each committed chunk lapsed, for the closing one
         while stop is None or not stop.is_set():
             with self._unique_names(), self._db.write() as session:
                 store = self._store(session)
                 timer = store.next_due_timer(now)
                 if timer is None:
                     break
-                outcome = TimerWork(store, notifier, now, lapse_chunk=lapse_chunk).run(timer)
+                work = TimerWork(store, notifier, now, lapse_chunk=lapse_chunk, memory=lapses)
+                outcome = work.run(timer)
                 if outcome is not None:
                     store.finish_timer(timer, now)
+            lapses.committed()
             if outcome is not None:
                 outcomes.append(outcome)
         return TickReport(self._local(now), tuple(outcomes))

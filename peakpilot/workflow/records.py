@@ -15,7 +15,8 @@ so a row written here reads back through the ORM unchanged, and the other way ro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -117,6 +118,22 @@ class Records(Reads):
     ) -> None:
         super().__init__(connection, dialect)
         self.program = program
+
+    def values_table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """:meth:`SqlDialect.values_table` within this connection's parameter limit."""
+        return self.dialect.values_table(columns, rows, most_params=self._most_params)
+
+    @cached_property
+    def _most_params(self) -> int:
+        """The most parameters one statement may bind: SQLite's limit (32,766 unless
+        built otherwise; what the driver reports), PostgreSQL's 65,535."""
+        driver = self.connection.driver_connection
+        getlimit = getattr(driver, "getlimit", None)
+        if self.dialect.name == "sqlite" and getlimit is not None:
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 32_766 if self.dialect.name == "sqlite" else 65_535
 
     # -- nominations --------------------------------------------------------------------
 

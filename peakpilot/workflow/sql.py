@@ -8,6 +8,7 @@ so that the SQL-text paths and the ORM paths raise and store the same things.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +67,42 @@ class SqlDialect:
         )
         assert isinstance(translated, exc.DBAPIError)  # the driver's errors all are
         return translated
+
+    def values_table(
+        self,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        most_params: int,
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """``rows`` as a derived table with the named, typed ``columns``
+        (``FROM <table> AS v``), with its parameters: one statement then takes thousands
+        of rows, where ``executemany`` would run one statement per row.
+
+        PostgreSQL gets one array per column (``unnest``), whatever the number of rows;
+        SQLite a ``VALUES`` list, split so that no part binds more than ``most_params``
+        parameters (the driver's limit). Not a ``WITH`` clause: Python's ``sqlite3``
+        reports no row count for a statement that does not start with its verb."""
+        names = [name for name, _ in columns]
+        if self.name == "postgresql":
+            # %b: psycopg sends the arrays in binary, which took 40% less time than text
+            # for a chunk's 5,000 rows (no quoting by the client, no parsing by the server)
+            arrays = ", ".join(f"%b::{type_}[]" for _, type_ in columns)
+            params = [list(column) for column in zip(*rows, strict=True)] if rows else []
+            yield (
+                f"(SELECT * FROM unnest({arrays}) AS u ({', '.join(names)}))",
+                params or [[] for _ in columns],
+            )
+            return
+        select = ", ".join(f"column{i} AS {name}" for i, name in enumerate(names, 1))
+        row_text = f"({', '.join('?' * len(columns))})"
+        per_part = max(1, most_params // len(columns))
+        for start in range(0, len(rows), per_part):
+            part = rows[start : start + per_part]
+            yield (
+                f"(SELECT {select} FROM (VALUES {', '.join([row_text] * len(part))}))",
+                [value for row in part for value in row],
+            )
 
     def sql(self, text: str) -> str:
         """``text`` with ``?`` placeholders, in the driver's own paramstyle (cached)."""

@@ -9,7 +9,9 @@ A deadline's lapse is the exception: it moves at most ``LAPSE_CHUNK`` nomination
 transaction, so that 100,000 of them never make one huge transaction. Each chunk commits
 its own state changes and audit records; the timer stays pending until the last one,
 which also writes the notices (listing everything every chunk lapsed) and closes the
-batch. A crash between chunks leaves a state the next tick simply carries on from.
+batch. A crash between chunks leaves a state the next tick simply carries on from. The
+list comes from what this tick's own chunks lapsed (:class:`LapseMemory`) when that is
+all of it, and is read back from the audit records otherwise.
 """
 
 from __future__ import annotations
@@ -46,6 +48,41 @@ class LapsedItem(NamedTuple):
     name: str
     kind: str  # the kind's name in the notice's language
     from_state: str
+
+
+class LapseMemory:
+    """What the chunks of deadlines' lapses moved, remembered across the transactions of
+    one ``Engine.tick``, so that the closing transaction need not read 100,000 nominations
+    back to list them in the shortfall notices.
+
+    Only what committed counts: a chunk's nominations are held as pending until the
+    caller reports its transaction committed (:meth:`committed`), and dropped when the
+    next transaction begins instead (:meth:`begin`). Memory is only a shortcut: the
+    closing transaction uses it when it holds exactly as many nominations as the
+    database's lapse records of the batch (what this tick committed is among them, so
+    equal counts mean the same nominations), and otherwise reads them all back (chunks
+    lapsed before a crash, or by another process)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, list[Lapsed]] = {}
+        self._pending: dict[str, list[Lapsed]] = {}
+
+    def begin(self) -> None:
+        """A transaction starts: what an earlier one left pending never committed."""
+        self._pending = {}
+
+    def add(self, batch_id: str, lapsed: list[Lapsed]) -> None:
+        self._pending.setdefault(batch_id, []).extend(lapsed)
+
+    def committed(self) -> None:
+        """The transaction since :meth:`begin` committed: keep what it lapsed."""
+        for batch_id, lapsed in self._pending.items():
+            self._kept.setdefault(batch_id, []).extend(lapsed)
+        self._pending = {}
+
+    def lapsed(self, batch_id: str) -> list[Lapsed]:
+        """Everything remembered for the batch, committed or in this transaction."""
+        return [*self._kept.get(batch_id, ()), *self._pending.get(batch_id, ())]
 
 
 @contextmanager
@@ -138,13 +175,21 @@ class TimerWork:
     transaction."""
 
     def __init__(
-        self, store: Store, notifier: Notifier, now: datetime, *, lapse_chunk: int = LAPSE_CHUNK
+        self,
+        store: Store,
+        notifier: Notifier,
+        now: datetime,
+        *,
+        lapse_chunk: int = LAPSE_CHUNK,
+        memory: LapseMemory | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.program = notifier.program
         self.now = now
         self.lapse_chunk = lapse_chunk
+        self.memory = LapseMemory() if memory is None else memory
+        self.memory.begin()
 
     def run(self, timer: TimerRow) -> TimerOutcome | None:
         """The timer's outcome once its work is all done (the caller then finishes the
@@ -198,7 +243,8 @@ class TimerWork:
                 at=self.now,
                 limit=self.lapse_chunk,
             )
-            if moved == self.lapse_chunk:
+            self.memory.add(batch.id, moved)
+            if len(moved) == self.lapse_chunk:
                 return None  # a full chunk: more may be left for the next transaction
             return self._close(timer, batch)
 
@@ -206,7 +252,7 @@ class TimerWork:
         """The deadline's last transaction: the shortfall notices, listing what every chunk
         lapsed (read back, whichever transaction or process lapsed it), the summary, and
         the batch closed."""
-        lapsed = self.store.lapsed(batch.id, LAPSE_EVENT)
+        lapsed = self._lapsed(batch)
         by_province: dict[str, list[Lapsed]] = {}
         for nomination in lapsed:
             by_province.setdefault(nomination.province, []).append(nomination)
@@ -224,6 +270,14 @@ class TimerWork:
         self.store.add_notices(outgoing, self.now)
         self.store.close_batch(batch.id, self.now)
         return self._outcome(timer, "closed the batch", notices=len(outgoing), lapsed=len(lapsed))
+
+    def _lapsed(self, batch: BatchRecord) -> list[Lapsed]:
+        """Every nomination the batch's deadline lapsed, in creation (id) order: what this
+        tick's chunks remembered when that is all of them, else read back."""
+        remembered = self.memory.lapsed(batch.id)
+        if len(remembered) == self.store.lapsed_count(batch.id, LAPSE_EVENT):
+            return sorted(remembered)
+        return self.store.lapsed(batch.id, LAPSE_EVENT)
 
     def _milestone(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
         assert timer.nomination_id is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from peakpilot import Conflict, Engine, FrozenClock, InvalidInput, Nomination
 from peakpilot.workflow import audit
 from peakpilot.workflow.ids import new_id
+from peakpilot.workflow.records import BatchRecord, Records
 from peakpilot.workflow.snapshots import TickReport
-from peakpilot.workflow.store import Store
+from peakpilot.workflow.store import Lapsed, Store
 from peakpilot.workflow.tables import AuditRecordRow, NominationRow
-from peakpilot.workflow.timers import LAPSE_CHUNK
+from peakpilot.workflow.timers import LAPSE_CHUNK, TimerWork
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
 
 SEEDED = ("hebei", "shanxi", "jiangsu")
@@ -163,7 +164,9 @@ def check_lapsed_once_and_listed(
 # -- chunks ------------------------------------------------------------------------------
 
 
-def test_twelve_thousand_lapse_in_chunks_of_five_thousand_each_once(engine: Engine) -> None:
+def test_twelve_thousand_lapse_in_chunks_of_five_thousand_each_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept = walked(
         engine,
         "唐山市",
@@ -176,16 +179,17 @@ def test_twelve_thousand_lapse_in_chunks_of_five_thousand_each_once(engine: Engi
     assert LAPSE_CHUNK == 5_000
 
     statements: list[int] = []
+    execute = Store.execute
 
-    def count_updates(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.startswith("UPDATE nominations"):
+    def count_updates(store: Store, text: str, params: Sequence[object] = ()) -> object:
+        cursor = execute(store, text, params)
+        if text.startswith("UPDATE nominations"):  # the chunks run on the driver's cursor
             statements.append(cursor.rowcount)
+        return cursor
 
-    sa.event.listen(engine.database.engine, "after_cursor_execute", count_updates)
-    try:
-        report = engine.tick(DEADLINE)
-    finally:
-        sa.event.remove(engine.database.engine, "after_cursor_execute", count_updates)
+    monkeypatch.setattr(Store, "execute", count_updates)
+    report = engine.tick(DEADLINE)
+    monkeypatch.undo()
 
     assert deadline_outcomes(report) == [12_001]  # the total, from all three chunks
     assert statements == [5_000, 5_000, 2_001]  # one set-based UPDATE per chunk
@@ -247,6 +251,71 @@ def test_a_chunk_moves_nothing_unless_every_nomination_is_as_it_was_read(
         engine.tick(DEADLINE)
     assert lapse_records(engine) == before == []
     assert deadline_status(engine) == "pending"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE nominations SET state = 'provincial_approval' WHERE id = :id",
+        "UPDATE nominations SET version = version + 1 WHERE id = :id",
+    ],
+    ids=["state", "version"],
+)
+def test_a_chunk_split_over_several_statements_is_still_one_compare_and_set(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """SQLite binds a chunk's rows as VALUES lists of at most its parameter limit each
+    (here lowered to 2 rows a statement; PostgreSQL binds arrays and needs no split).
+    A nomination changed after the locking read, in state or in version, found by a later
+    statement of the chunk than the first, still makes the whole chunk a Conflict: no
+    record and no move of any statement is kept."""
+    seeded = seed(engine, 30)
+    changed = sorted(seeded)[-1]
+    monkeypatch.setattr(Records, "_most_params", 8)  # 4 values a row: 2 rows a statement
+    lock = Store._lock_in_states
+
+    def then_changed(store: Store, *args: object) -> object:
+        rows = lock(store, *args)  # type: ignore[arg-type]
+        store.session.execute(sa.text(change), {"id": changed})
+        return rows
+
+    monkeypatch.setattr(Store, "_lock_in_states", then_changed)
+    with pytest.raises(Conflict, match="1 of 30 nominations of batch 2023-first changed"):
+        engine.tick(DEADLINE)
+    assert lapse_records(engine) == []
+    assert {n.state for n in engine.list(batch="2023-first")} == {"drafted"}
+    assert deadline_status(engine) == "pending"
+
+    monkeypatch.setattr(Store, "_lock_in_states", lock)  # nobody interferes now
+    report = engine.tick(DEADLINE, lapse_chunk=7)
+    assert deadline_outcomes(report) == [30]
+    check_lapsed_once_and_listed(engine, seeded, [])
+
+
+def test_the_closing_transaction_lists_what_the_chunks_remembered_as_read_back(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick that lapsed every chunk itself lists them from memory rather than reading
+    100,000 back: the same nominations, fields and order as the read-back, so the same
+    notice text."""
+    seeded = seed(engine, 1_200)
+    approved = walked(
+        engine, "保定市", [("submit_for_approval", "drc:hebei"), ("approve", "gov:hebei")]
+    )
+    compared: list[int] = []
+    lapsed = TimerWork._lapsed
+
+    def also_read_back(work: TimerWork, batch: BatchRecord) -> list[Lapsed]:
+        listed = lapsed(work, batch)
+        assert listed == work.store.lapsed(batch.id, "lapse")
+        assert listed == sorted(work.memory.lapsed(batch.id))  # it came from memory
+        compared.append(len(listed))
+        return listed
+
+    monkeypatch.setattr(TimerWork, "_lapsed", also_read_back)
+    report = engine.tick(DEADLINE, lapse_chunk=500)
+    assert compared == [1_201] == deadline_outcomes(report)
+    check_lapsed_once_and_listed(engine, seeded, [approved])
 
 
 # -- a crash between chunks ----------------------------------------------------------------

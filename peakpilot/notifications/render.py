@@ -77,6 +77,16 @@ class _QuickLookups:
         return super().getattr(obj, attribute)  # type: ignore[misc]
 
 
+def _label(code: Any, labels: Mapping[Any, Any]) -> Any:
+    """The filter ``{{ code|label(labels.states) }}``: the code's label, or the code itself
+    when it has none (a programme may add states and events the labels do not know).
+
+    A filter rather than ``labels.states.get(code, code)``: Jinja calls a filter directly,
+    a method through its generic call protocol, at several times the cost.
+    """
+    return labels.get(code, code)
+
+
 class _Environment(_QuickLookups, jinja2.Environment):
     """The environment of the shipped templates."""
 
@@ -117,6 +127,7 @@ class Renderer:
             self.env = _SandboxedEnvironment(
                 loader=loader, bytecode_cache=_compiled_templates("sandboxed"), **options
             )
+        self.env.filters["label"] = _label
 
     def check(self, kinds: Iterable[str], locales: Iterable[str] = LOCALES) -> None:
         """Compile every template the programme can need, and every layout or macro file

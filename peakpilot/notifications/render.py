@@ -77,13 +77,16 @@ class _QuickLookups:
         return super().getattr(obj, attribute)  # type: ignore[misc]
 
 
-def _label(code: Any, labels: Mapping[Any, Any]) -> Any:
+def _label(code: Any, labels: dict[Any, Any]) -> Any:
     """The filter ``{{ code|label(labels.states) }}``: the code's label, or the code itself
     when it has none (a programme may add states and events the labels do not know).
 
     A filter rather than ``labels.states.get(code, code)``: Jinja calls a filter directly,
-    a method through its generic call protocol, at several times the cost.
+    a method through its generic call protocol, at several times the cost. Only a dict's
+    ``get`` is called: a filter runs outside the sandbox's checks on what a call may reach.
     """
+    if not isinstance(labels, dict):
+        raise TypeError(f"label needs a dict of labels, not {type(labels).__name__}")
     return labels.get(code, code)
 
 

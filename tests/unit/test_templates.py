@@ -684,3 +684,13 @@ def test_an_operators_template_may_still_call_para_and_use_get(tmp_path: Path) -
         '<p style="margin:0 0 12px 0;">&lt;b&gt;A &amp; B&lt;/b&gt; (city, prefecture-level): '
         "approved by the provincial government</p>\n"
     ) in html
+
+
+def test_the_label_filter_takes_only_a_dict_of_labels(tmp_path: Path) -> None:
+    """A filter runs outside the sandbox's checks: it calls ``get`` on nothing else."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.subject.j2").write_text(
+        "{{ event|label(nomination.name) }}", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"en/approved\.subject\.j2.*label needs a dict"):
+        Renderer(tmp_path).render("approved", "en", context("approved", "en"))

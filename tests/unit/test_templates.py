@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 import pytest
+from jinja2.sandbox import SandboxedEnvironment
 
 from peakpilot.config.program import load_program
 from peakpilot.errors import ConfigError
@@ -642,3 +643,54 @@ def test_compiled_templates_are_only_a_speed_up(
     assert isinstance(cache, jinja2.FileSystemBytecodeCache)
     shutil.rmtree(cache.directory)
     assert late.render("shortfall", "en", context("shortfall", "en")) == expected
+
+
+# --- the renderer's quicker lookups (peakpilot/notifications/render.py) --------------------
+
+
+@pytest.mark.parametrize("sandboxed", [False, True])
+def test_a_dict_lookup_finds_what_jinja_itself_would(sandboxed: bool, tmp_path: Path) -> None:
+    """``a.b`` on a plain dict goes to the key first only where Jinja's own rule (the
+    attribute first, then the key) cannot find an attribute: same value, same undefined."""
+    env = Renderer(tmp_path if sandboxed else None).env
+    reference = SandboxedEnvironment.getattr if sandboxed else jinja2.Environment.getattr
+    data = {"name": "唐山市", "items": "a key named like a method", "get": 1, "__class__": 2}
+    for attribute in [*dir(dict), "name", "missing", "__missing__", "province"]:
+        found = env.getattr(data, attribute)
+        expected = reference(env, data, attribute)
+        if isinstance(expected, jinja2.Undefined):
+            assert type(found) is type(expected), attribute
+            assert found._undefined_name == expected._undefined_name, attribute
+        else:
+            assert found == expected, attribute
+
+
+def test_an_operators_template_may_still_call_para_and_use_get(tmp_path: Path) -> None:
+    """The shipped letters write their paragraphs and look labels up more cheaply; an
+    override written the earlier way renders as it did, escaped."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.html.j2").write_text(
+        '{% extends "en/_nomination.html.j2" %}\n'
+        '{% set heading = "Approved" %}\n{% set reason_label = "Remarks" %}\n'
+        "{% block message %}\n"
+        "{% call m.para() %}{{ nominee }}: {{ labels.states.get(to_state, to_state) }}"
+        "{% endcall %}\n"
+        "{% endblock %}\n",
+        encoding="utf-8",
+    )
+    ctx = context("approved", "en", name="<b>A & B</b>")
+    html = Renderer(tmp_path).render("approved", "en", ctx).html
+    assert (
+        '<p style="margin:0 0 12px 0;">&lt;b&gt;A &amp; B&lt;/b&gt; (city, prefecture-level): '
+        "approved by the provincial government</p>\n"
+    ) in html
+
+
+def test_the_label_filter_takes_only_a_dict_of_labels(tmp_path: Path) -> None:
+    """A filter runs outside the sandbox's checks: it calls ``get`` on nothing else."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.subject.j2").write_text(
+        "{{ event|label(nomination.name) }}", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"en/approved\.subject\.j2.*label needs a dict"):
+        Renderer(tmp_path).render("approved", "en", context("approved", "en"))

@@ -131,6 +131,9 @@ class Renderer:
                 loader=loader, bytecode_cache=_compiled_templates("sandboxed"), **options
             )
         self.env.filters["label"] = _label
+        # numbered lists without Jinja's loop object, whose bookkeeping costs more than
+        # the line itself in a shortfall notice's thousands of lines
+        self.env.globals["enumerate"] = enumerate
 
     def check(self, kinds: Iterable[str], locales: Iterable[str] = LOCALES) -> None:
         """Compile every template the programme can need, and every layout or macro file

@@ -18,6 +18,7 @@ from peakpilot.notifications.render import LOCALES, RenderedNotice, Renderer
 
 # How a letter to several actors lists them: 河北省发展改革委、河北省人民政府
 _LIST_SEPARATOR = {"zh-CN": "、", "en": ", "}
+_DEADLINES_KEPT = 256  # formatted batch deadlines a Notifier keeps
 
 
 class NominationLike(Protocol):
@@ -70,6 +71,7 @@ class Notifier:
         self.program = program
         self.renderer = renderer
         self.contacts = contacts
+        self._deadlines: dict[datetime, str] = {}
         renderer.check(program.notice_kinds)
 
     def format(self, value: datetime) -> str:
@@ -188,7 +190,7 @@ class Notifier:
                             "program_title": self.program.title.get(locale),
                             "batch": {
                                 "id": batch.id,
-                                "deadline": format_instant(batch.deadline_at, self.program),
+                                "deadline": self._deadline_text(batch),
                             },
                             "recipient": self._addressee(addressees, locale),
                             "sent_at": format_instant(at, self.program),
@@ -211,6 +213,16 @@ class Notifier:
                     )
                 )
         return outgoing
+
+    def _deadline_text(self, batch: BatchInfo) -> str:
+        """The batch's deadline as notices show it: the same few instants again and again,
+        formatted once each."""
+        text = self._deadlines.get(batch.deadline_at)
+        if text is None:
+            text = format_instant(batch.deadline_at, self.program)
+            if len(self._deadlines) < _DEADLINES_KEPT:
+                self._deadlines[batch.deadline_at] = text
+        return text
 
     def _addressee(self, actors: tuple[str, ...], locale: str) -> dict[str, str]:
         """The ``recipient`` variable: the actor a letter is addressed to, or the actors,

@@ -12,6 +12,10 @@ fire appends to the WAL, which is what the commit's cost follows.
 The parts are timed by wrapping the methods that do them, which adds about a
 microsecond per wrapped call: compare the parts with each other and with the raw
 baseline, not with the figure's own throughput.
+
+``--short-notice`` replaces each rendered notice by a fixed line like the baseline's
+(no Jinja2, a 100-byte row): what the engine costs when its notice costs what the
+baseline's does.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,7 @@ from benchmarks.raw import RawSqlite
 from benchmarks.workload import BEFORE_DEADLINE, Cycler, Fire, engine_fire
 from peakpilot import Engine, FrozenClock
 from peakpilot.notifications.compose import Notifier
-from peakpilot.notifications.render import Renderer
+from peakpilot.notifications.render import RenderedNotice, Renderer
 from peakpilot.workflow.database import Database
 
 WAL_FRAME = 4096 + 24  # an SQLite WAL frame: one page and its header
@@ -80,6 +84,20 @@ def wal_pages(connection: Any, wal: Path, work: Callable[[], int]) -> float:
     finally:
         connection.execute("PRAGMA wal_autocheckpoint = 1000")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+SHORT_NOTICE = RenderedNotice("[peakpilot] notice", "a state changed", "<p>a state changed</p>")
+
+
+@contextmanager
+def short_notices() -> Iterator[None]:
+    """Every notice rendered as :data:`SHORT_NOTICE` while the block runs."""
+    original = Renderer.render
+    Renderer.render = lambda self, kind, locale, context: SHORT_NOTICE  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Renderer.render = original  # type: ignore[method-assign]
 
 
 def measure(folder: Path, fires: int) -> dict[str, Any]:
@@ -174,8 +192,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.breakdown", description=__doc__)
     parser.add_argument("--fires", type=int, default=4000, help="fires per contender")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--short-notice", action="store_true", help="a fixed short notice instead of rendering"
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="peakpilot-breakdown-") as folder:
+    with tempfile.TemporaryDirectory(prefix="peakpilot-breakdown-") as folder, ExitStack() as stack:
+        if args.short_notice:
+            stack.enter_context(short_notices())
         result = measure(Path(folder), args.fires)
     print(json.dumps(result, indent=2) if args.json else render_table(result))
 

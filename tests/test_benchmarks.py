@@ -73,10 +73,11 @@ def test_the_tiny_run_measures_every_figure(postgres_admin: sa.Engine, tmp_path:
             assert isinstance(figure["ratio"], int | float), (name, figure)
 
 
-def test_the_breakdown_of_a_transition_runs() -> None:
+@pytest.mark.parametrize("options", [[], ["--short-notice"]], ids=["as is", "short notice"])
+def test_the_breakdown_of_a_transition_runs(options: list[str]) -> None:
     """``python -m benchmarks.breakdown``, the profile docs/BENCHMARKS.md quotes."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.breakdown", "--fires", "40", "--json"],
+        [sys.executable, "-m", "benchmarks.breakdown", "--fires", "40", "--json", *options],
         capture_output=True,
         text=True,
         cwd=ROOT,

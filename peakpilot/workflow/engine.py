@@ -42,7 +42,7 @@ from peakpilot.states.text_rules import check_name, check_reason
 from peakpilot.workflow import audit
 from peakpilot.workflow.database import Database, create_engine, masked
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.reads import BATCH_ID, OPEN
+from peakpilot.workflow.reads import BATCH_ID, OPEN, BatchRecord
 from peakpilot.workflow.records import NominationRecord, Records, RememberedCall
 from peakpilot.workflow.snapshots import (
     AuditReport,
@@ -317,7 +317,7 @@ class Engine:
         reason: str | None,
         expected_version: int | None,
     ) -> Nomination:
-        row = store.nomination(nomination_id)
+        row, batch_row = store.nomination_and_batch(nomination_id)
         if expected_version is not None and row.version != expected_version:
             raise Conflict(
                 f"nomination {row.id} is at version {row.version}, not {expected_version}: "
@@ -327,7 +327,7 @@ class Engine:
         now = self._now()
         # the move's existence is checked before its context is read (the contract's order)
         transition = self.workflow.transition(event, row.state, f"nomination {row.id}")
-        context = self._context(store, row, event, now, reason, lock=True)
+        context = self._context(store, row, batch_row, event, now, reason, lock=True)
         to_state = self.workflow.decide(current, event, actor, context)
         # A move whose rules look at a target batch (carry_over) lands in that batch.
         batch = context.batch
@@ -385,9 +385,9 @@ class Engine:
         now = self._now()
         with self._db.read() as session:
             store = self._store(session)
-            row = store.nomination(nomination_id)
+            row, batch_row = store.nomination_and_batch(nomination_id)
             current = self._snapshot(row)
-            context = self._context(store, row, None, now, None, lock=False)
+            context = self._context(store, row, batch_row, None, now, None, lock=False)
             allowed = self.workflow.allowed_events(current, resolved, context)
             history = self._history(store.history(row.id))
             timers = [self._timer(t) for t in store.pending_timers(nomination=row.id)]
@@ -730,19 +730,21 @@ class Engine:
         self,
         store: Records,
         row: NominationRecord,
+        batch: BatchRecord,
         event: str | None,
         now: datetime,
         reason: str | None,
         *,
         lock: bool,
     ) -> DecisionContext:
-        """What the guards of ``event`` (of every event of the state, when ``None``) read;
-        the quota and the carry-over target only when a guard needs them."""
+        """What the guards of ``event`` (of every event of the state, when ``None``) read
+        about the nomination in ``batch`` (its own); the quota and the carry-over target
+        only when a guard needs them."""
         events = (event,) if event is not None else self.program.events
         needs = frozenset().union(*(self.workflow.needs(e, row.state) for e in events))
         return DecisionContext(
             now=now,
-            batch=store.batch_facts(store.batch(row.batch_id)),
+            batch=store.batch_facts(batch),
             province_name=self.program.provinces[row.province].names.en,
             reason=reason,
             quota=store.quota(row.batch_id, row.province, lock=lock) if "quota" in needs else None,

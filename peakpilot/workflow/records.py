@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 _NOMINATION_COLUMNS = (
     "id, batch_id, province, kind, name, level, state, version, audit_head, created_at, updated_at"
 )
+_NOMINATION_COLUMN_COUNT = len(_NOMINATION_COLUMNS.split(", "))
+_NOMINATION_AND_BATCH = (
+    f"SELECT {', '.join('n.' + c for c in _NOMINATION_COLUMNS.split(', '))}, "
+    f"{', '.join('b.' + c for c in BATCH_COLUMNS.split(', '))} "
+    "FROM nominations n JOIN batches b ON b.id = n.batch_id WHERE n.id = ?"
+)
 _AUDIT_COLUMNS = (
     "nomination_id",
     "seq",
@@ -147,6 +153,17 @@ class Records(Reads):
         if row is None:
             raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
         return self._nomination(row)
+
+    def nomination_and_batch(self, nomination_id: str) -> tuple[NominationRecord, BatchRecord]:
+        """The nomination and its batch, in one statement: every transition reads both
+        (on PostgreSQL a statement is a round trip), or NotFound as :meth:`nomination`."""
+        row = None
+        if isinstance(nomination_id, str) and ID.fullmatch(nomination_id):
+            row = self.execute(_NOMINATION_AND_BATCH, (nomination_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
+        split = _NOMINATION_COLUMN_COUNT
+        return self._nomination(row[:split]), self._batch(row[split:])
 
     def nominations(
         self, *, state: str | None, province: str | None, batch: str | None

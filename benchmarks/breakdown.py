@@ -1,4 +1,5 @@
-"""Where one transition's time goes: ``python -m benchmarks.breakdown [--fires N]``.
+"""Where one transition's time goes: ``python -m benchmarks.breakdown [--fires N]``;
+and where a deadline's lapse goes: ``python -m benchmarks.breakdown --lapse [--rows N]``.
 
 The profile behind docs/BENCHMARKS.md's account of ``fire_sqlite_vs_raw``. It takes the
 engine and the raw baseline round the same workload as the figure (SQLite, WAL,
@@ -16,6 +17,13 @@ baseline, not with the figure's own throughput.
 ``--short-notice`` replaces each rendered notice by a fixed line like the baseline's
 (no Jinja2, a 100-byte row): what the engine costs when its notice costs what the
 baseline's does.
+
+``--lapse`` splits ``lapse_sqlite`` the same way: one ``Engine.tick`` at the deadline of
+N seeded unsubmitted nominations into its chunks' locking reads, record INSERTs and
+compare-and-set UPDATEs, the rest of the chunks (hashing, building the rows), the
+commits, and the closing transaction (rendering the shortfall notices, the rest); and
+the raw baseline, on a copy of the same database, into its ``INSERT ... SELECT``,
+``UPDATE`` and ``COMMIT``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,14 +40,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.databases import copy_sqlite, sqlite_url
+from benchmarks import seed
+from benchmarks.databases import checkpoint, copy_sqlite, sqlite_url
 from benchmarks.fire import new_database
+from benchmarks.lapse import LAPSING, RAW_MOVE, RAW_RECORDS
 from benchmarks.raw import RawSqlite
-from benchmarks.workload import BEFORE_DEADLINE, Cycler, Fire, engine_fire
+from benchmarks.workload import (
+    BATCH,
+    BEFORE_DEADLINE,
+    DEADLINE,
+    Cycler,
+    Fire,
+    engine_fire,
+    sqlite_stamp,
+)
 from peakpilot import Engine, FrozenClock
 from peakpilot.notifications.compose import Notifier
 from peakpilot.notifications.render import RenderedNotice, Renderer
 from peakpilot.workflow.database import Database
+from peakpilot.workflow.store import Store
+from peakpilot.workflow.timers import TimerWork
 
 WAL_FRAME = 4096 + 24  # an SQLite WAL frame: one page and its header
 SLICES = 10  # alternating slices per contender
@@ -165,6 +186,80 @@ def measure(folder: Path, fires: int) -> dict[str, Any]:
     return result
 
 
+def measure_lapse(folder: Path, rows: int) -> dict[str, Any]:
+    """One engine tick and one raw baseline over ``rows`` lapses, each on a fresh copy."""
+    seeded = folder / "lapse-seeded.db"
+    with Engine(sqlite_url(seeded), clock=FrozenClock(BEFORE_DEADLINE)) as engine:
+        engine.init()
+    seed.sqlite_nominations(seeded, rows)
+    checkpoint(seeded)
+    timed = Timed()
+    with Engine(
+        sqlite_url(copy_sqlite(seeded, folder / "lapse-engine.db")),
+        clock=FrozenClock(BEFORE_DEADLINE),
+    ) as engine:
+        engine.notifier  # noqa: B018  (programme and templates load before the clock starts)
+        dialect = engine.database.engine.dialect
+        with (
+            wrapped(Store, "_lock_in_states", "chunk_reads", timed),
+            wrapped(Store, "_append_sweep_records", "chunk_inserts", timed),
+            wrapped(Store, "_advance", "chunk_updates", timed),
+            wrapped(Store, "lapse", "chunks", timed),
+            wrapped(dialect, "do_commit", "commits", timed),
+            wrapped(TimerWork, "_close", "closing", timed),
+            wrapped(Renderer, "render", "closing_render", timed),
+        ):
+            started = time.perf_counter()
+            engine.tick(DEADLINE)
+            whole = time.perf_counter() - started
+    parts = dict(timed.seconds)
+    parts["chunks_rest"] = parts.pop("chunks") - sum(
+        parts[part] for part in ("chunk_reads", "chunk_inserts", "chunk_updates")
+    )
+    parts["closing_rest"] = parts.pop("closing") - parts["closing_render"]
+    parts["rest"] = whole - sum(parts.values())
+    return {
+        "rows": rows,
+        "engine": {"seconds": whole, "parts_seconds": parts},
+        "raw": _raw_lapse(copy_sqlite(seeded, folder / "lapse-raw.db")),
+    }
+
+
+def _raw_lapse(path: Path) -> dict[str, Any]:
+    """``benchmarks.lapse``'s raw baseline, its three statements timed apart."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in ("busy_timeout = 30000", "synchronous = FULL", "foreign_keys = ON"):
+            connection.execute(f"PRAGMA {pragma}")
+        at = sqlite_stamp(DEADLINE)
+        laps = [time.perf_counter()]
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(RAW_RECORDS, (at, BATCH, *LAPSING))
+        laps.append(time.perf_counter())
+        connection.execute(RAW_MOVE, (at, BATCH, *LAPSING))
+        laps.append(time.perf_counter())
+        connection.execute("COMMIT")
+        laps.append(time.perf_counter())
+    finally:
+        connection.close()
+    names = ("insert_select", "update", "commit")
+    parts = {name: laps[i + 1] - laps[i] for i, name in enumerate(names)}
+    return {"seconds": laps[-1] - laps[0], "parts_seconds": parts}
+
+
+def render_lapse_table(result: dict[str, Any]) -> str:
+    engine, raw = result["engine"], result["raw"]
+    lines = [
+        f"seconds for {result['rows']:,} lapses",
+        f"{'engine tick':<28}{engine['seconds']:>8.3f}",
+    ]
+    lines += [f"  {part:<26}{value:>8.3f}" for part, value in engine["parts_seconds"].items()]
+    lines.append(f"{'raw baseline':<28}{raw['seconds']:>8.3f}")
+    lines += [f"  {part:<26}{value:>8.3f}" for part, value in raw["parts_seconds"].items()]
+    lines.append(f"engine / raw: {engine['seconds'] / raw['seconds']:.2f}")
+    return "\n".join(lines)
+
+
 def render_table(result: dict[str, Any]) -> str:
     parts = ("begin_commit", "render", "compose", "rest")
     lines = [
@@ -195,12 +290,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--short-notice", action="store_true", help="a fixed short notice instead of rendering"
     )
+    parser.add_argument("--lapse", action="store_true", help="break down a deadline's lapse")
+    parser.add_argument("--rows", type=int, default=100_000, help="nominations the lapse moves")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="peakpilot-breakdown-") as folder, ExitStack() as stack:
         if args.short_notice:
             stack.enter_context(short_notices())
-        result = measure(Path(folder), args.fires)
-    print(json.dumps(result, indent=2) if args.json else render_table(result))
+        if args.lapse:
+            result = measure_lapse(Path(folder), args.rows)
+            table = render_lapse_table
+        else:
+            result = measure(Path(folder), args.fires)
+            table = render_table
+    print(json.dumps(result, indent=2) if args.json else table(result))
 
 
 if __name__ == "__main__":

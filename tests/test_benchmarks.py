@@ -91,3 +91,24 @@ def test_the_breakdown_of_a_transition_runs(options: list[str]) -> None:
     assert set(raw["parts_us"]) == {"begin_commit", "rest"}
     assert engine["wal_pages_per_fire"] > 0 and raw["wal_pages_per_fire"] > 0
     assert result["fires_per_contender"] == 40
+
+
+def test_the_breakdown_of_a_lapse_runs() -> None:
+    """``python -m benchmarks.breakdown --lapse``: the lapse's profile in BENCHMARKS.md."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.breakdown", "--lapse", "--rows", "300", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    parts = result["engine"]["parts_seconds"]
+    assert {"commits", "chunk_reads", "chunk_inserts", "chunk_updates", "closing_render"} <= set(
+        parts
+    )
+    assert all(seconds > 0 for name, seconds in parts.items() if name != "rest"), parts
+    assert set(result["raw"]["parts_seconds"]) == {"insert_select", "update", "commit"}
+    assert result["rows"] == 300

@@ -31,7 +31,7 @@ from sqlmodel import Session, select
 from peakpilot.clock import Clock, SystemClock, require_instant
 from peakpilot.config.program import Names, Program, load_program, parse_program
 from peakpilot.config.quotas import MAX_QUOTA
-from peakpilot.errors import Conflict, InvalidInput, NotFound, NotPermitted, Refused
+from peakpilot.errors import Conflict, InvalidInput, NotPermitted, Refused
 from peakpilot.notifications.compose import BatchInfo, Notifier
 from peakpilot.notifications.contacts import Contacts, load_contacts
 from peakpilot.notifications.render import renderer_for
@@ -42,7 +42,7 @@ from peakpilot.states.text_rules import check_name, check_reason
 from peakpilot.workflow import audit
 from peakpilot.workflow.database import Database, create_engine, masked
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.reads import BATCH_ID, OPEN, BatchRecord
+from peakpilot.workflow.reads import BATCH_ID, OPEN, BatchRecord, is_missing_table, no_programme
 from peakpilot.workflow.records import NominationRecord, Records, RememberedCall
 from peakpilot.workflow.snapshots import (
     AuditReport,
@@ -150,14 +150,11 @@ class Engine:
                     # the text only: a database not yet upgraded may lack newer columns
                     row = session.exec(select(ProgramRow.id, ProgramRow.source)).first()
             except (exc.OperationalError, exc.ProgrammingError) as error:
-                if "no such table" not in str(error) and "does not exist" not in str(error):
+                if not is_missing_table(error):
                     raise self._db.unreachable(error) from None
                 row = None
             if row is None:
-                raise NotFound(
-                    f"database {masked(self._db.engine.url)} holds no programme: "
-                    "run `peakpilot init` first"
-                )
+                raise no_programme(masked(self._db.engine.url))
             program_id, source = row
             program = parse_program(source, f"stored programme {program_id}")
             self._workflow = _workflow_for(program)
@@ -424,8 +421,8 @@ class Engine:
     def board(self, batch: str | None = None) -> Board:
         """Per province of a batch (the newest when ``None``): quota, used, left, states."""
         facts = self.program.facts
-        with self._db.read() as session:
-            return self._store(session).board(facts, batch)
+        with self._db.reads() as reads:
+            return reads.board(facts, batch)
 
     def history(
         self, nomination_id: str, *, actor: Actor | str | None = None

@@ -31,6 +31,16 @@ BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # what a batch id may
 BATCH_COLUMNS = "id, deadline_at, status, position"
 
 
+def is_missing_table(error: exc.DBAPIError) -> bool:
+    """Whether ``error`` says a table does not exist (SQLite's or PostgreSQL's words):
+    a database nobody has initialised yet."""
+    return "no such table" in str(error) or "does not exist" in str(error)
+
+
+def no_programme(database: str) -> NotFound:
+    return NotFound(f"database {database} holds no programme: run `peakpilot init` first")
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRecord:
     id: str
@@ -59,10 +69,10 @@ class Reads:
         psycopg's ``executemany`` enters pipeline mode and waits for its sync, which cost a
         transition on PostgreSQL a fifth of its time for its one audit record and one
         notice."""
+        if not rows:
+            return
         if len(rows) == 1:
             self.execute(text, rows[0])
-            return
-        if not rows:
             return
         try:
             self.cursor.executemany(self.dialect.sql(text), rows)
@@ -88,11 +98,11 @@ class Reads:
             cursor = self.execute("SELECT * FROM programs")
             row = cursor.fetchone()
         except (exc.OperationalError, exc.ProgrammingError) as error:
-            if "no such table" not in str(error) and "does not exist" not in str(error):
+            if not is_missing_table(error):
                 raise
             row = None
         if row is None:
-            raise NotFound(f"database {database} holds no programme: run `peakpilot init` first")
+            raise no_programme(database)
         columns = [column[0] for column in cursor.description]
         facts = row[columns.index("facts")] if "facts" in columns else None
         return None if facts is None else ProgramFacts.from_json(facts)

@@ -42,6 +42,7 @@ _NOMINATION_COLUMNS = (
     "id, batch_id, province, kind, name, level, state, version, audit_head, created_at, updated_at"
 )
 _NOMINATION_COLUMN_COUNT = len(_NOMINATION_COLUMNS.split(", "))
+_NOMINATION = f"SELECT {_NOMINATION_COLUMNS} FROM nominations WHERE id = ?"
 _NOMINATION_AND_BATCH = (
     f"SELECT {', '.join('n.' + c for c in _NOMINATION_COLUMNS.split(', '))}, "
     f"{', '.join('b.' + c for c in BATCH_COLUMNS.split(', '))} "
@@ -145,25 +146,22 @@ class Records(Reads):
 
     def nomination(self, nomination_id: str) -> NominationRecord:
         """The nomination, or NotFound (a malformed id is simply not found)."""
-        row = None
-        if isinstance(nomination_id, str) and ID.fullmatch(nomination_id):
-            row = self.execute(
-                f"SELECT {_NOMINATION_COLUMNS} FROM nominations WHERE id = ?", (nomination_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
-        return self._nomination(row)
+        return self._nomination(self._by_id(_NOMINATION, nomination_id))
 
     def nomination_and_batch(self, nomination_id: str) -> tuple[NominationRecord, BatchRecord]:
         """The nomination and its batch, in one statement: every transition reads both
         (on PostgreSQL a statement is a round trip), or NotFound as :meth:`nomination`."""
-        row = None
-        if isinstance(nomination_id, str) and ID.fullmatch(nomination_id):
-            row = self.execute(_NOMINATION_AND_BATCH, (nomination_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
+        row = self._by_id(_NOMINATION_AND_BATCH, nomination_id)
         split = _NOMINATION_COLUMN_COUNT
         return self._nomination(row[:split]), self._batch(row[split:])
+
+    def _by_id(self, statement: str, nomination_id: str) -> Sequence[Any]:
+        row = None
+        if isinstance(nomination_id, str) and ID.fullmatch(nomination_id):
+            row = self.execute(statement, (nomination_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
+        return row  # type: ignore[no-any-return]
 
     def nominations(
         self, *, state: str | None, province: str | None, batch: str | None

@@ -35,7 +35,8 @@ def test_the_quick_board_is_the_engines_board(engine: Engine, db_url: str) -> No
     view = read_board(db_url, None)
     assert view is not None
     assert view.board == engine.board()
-    assert view.board == engine.board("2023-first") == read_board(db_url, "2023-first").board  # type: ignore[union-attr]
+    named = read_board(db_url, "2023-first")
+    assert named is not None and view.board == engine.board("2023-first") == named.board
     assert view.states == engine.program.states
     shanxi = {p.province: p for p in view.board.provinces}["shanxi"]
     assert (shanxi.quota, shanxi.used, shanxi.left, shanxi.states["submitted"]) == (2, 1, 1, 1)

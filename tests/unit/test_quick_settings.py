@@ -38,7 +38,7 @@ def test_the_quick_url_is_the_settings_url(
     assert quick_database_url(flag) == load_settings(database_url=flag).database_url
 
 
-def test_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default() -> None:
     assert quick_database_url(None) == DEFAULT_DATABASE_URL == load_settings().database_url
 
 

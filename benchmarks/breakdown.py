@@ -57,8 +57,8 @@ from benchmarks.workload import (
 from peakpilot import Engine, FrozenClock
 from peakpilot.notifications.compose import Notifier
 from peakpilot.notifications.render import RenderedNotice, Renderer
-from peakpilot.workflow.database import Database
-from peakpilot.workflow.store import Store
+from peakpilot.workflow.store.database import Database
+from peakpilot.workflow.store.lapses import Lapses
 from peakpilot.workflow.timers import TimerWork
 
 WAL_FRAME = 4096 + 24  # an SQLite WAL frame: one page and its header
@@ -138,7 +138,8 @@ def measure(folder: Path, fires: int) -> dict[str, Any]:
     cycles = max(fires // (4 * SLICES), 1)
     try:
         with (
-            wrapped(Database, "_driver", "begin_commit", timed["engine"]),
+            wrapped(Database, "_begin", "begin_commit", timed["engine"]),
+            wrapped(Database, "_end", "begin_commit", timed["engine"]),
             wrapped(Renderer, "render", "render", timed["engine"]),
             wrapped(Notifier, "for_event", "notice", timed["engine"]),
             wrapped(raw, "begin", "begin_commit", timed["raw"]),
@@ -150,9 +151,11 @@ def measure(folder: Path, fires: int) -> dict[str, Any]:
                     cyclers[kind].cycles(fire, cycles)
                     wall[kind] += time.perf_counter() - started
                     cpu[kind] += time.process_time() - started_cpu
-        # the automatic checkpoint is a setting of the committing connection: the
-        # engine's own (a harness's peek inside; the product has no use for it)
-        own = engine.database._own.connection.driver_connection
+        # the automatic checkpoint is a setting of the committing connection: the one
+        # connection the engine's pool holds, as one thread fires one at a time
+        pooled = engine.database.engine.raw_connection()
+        own = pooled.driver_connection
+        pooled.close()
         pages = {
             "engine": wal_pages(
                 own,
@@ -198,14 +201,13 @@ def measure_lapse(folder: Path, rows: int) -> dict[str, Any]:
         sqlite_url(copy_sqlite(seeded, folder / "lapse-engine.db")),
         clock=FrozenClock(BEFORE_DEADLINE),
     ) as engine:
-        engine.notifier  # noqa: B018  (programme and templates load before the clock starts)
-        dialect = engine.database.engine.dialect
+        engine.check_templates()  # programme and templates load before the clock starts
         with (
-            wrapped(Store, "_lock_in_states", "chunk_reads", timed),
-            wrapped(Store, "_append_sweep_records", "chunk_inserts", timed),
-            wrapped(Store, "_advance", "chunk_updates", timed),
-            wrapped(Store, "lapse", "chunks", timed),
-            wrapped(dialect, "do_commit", "commits", timed),
+            wrapped(Lapses, "_lock_in_states", "chunk_reads", timed),
+            wrapped(Lapses, "_append_records", "chunk_inserts", timed),
+            wrapped(Lapses, "_advance", "chunk_updates", timed),
+            wrapped(Lapses, "lapse", "chunks", timed),
+            wrapped(Database, "_end", "commits", timed),
             wrapped(TimerWork, "_close", "closing", timed),
             wrapped(Renderer, "render", "closing_render", timed),
         ):

@@ -60,14 +60,46 @@ class Unavailable(PeakpilotError):
     exit_code = 1
 
 
+class UniqueViolation(Conflict):
+    """A row with the same unique key was written first, maybe by a concurrent writer.
+
+    A repository that knows which rule the key stands for (one nomination of a name per
+    batch) turns it into that rule's :class:`Refused`; otherwise it is a conflict to retry.
+    """
+
+    def __init__(self, message: str, *, primary_key: bool = False) -> None:
+        super().__init__(message)
+        self.primary_key = primary_key
+
+
+class ConnectionLost(Unavailable):
+    """The database connection was lost (a restarted server, a terminated backend).
+
+    ``before_commit`` says whether the transaction is known not to have committed: only
+    then may the same work run again on a fresh connection.
+    """
+
+    def __init__(self, message: str, *, before_commit: bool = True) -> None:
+        super().__init__(message)
+        self.before_commit = before_commit
+
+
+class StoreError(PeakpilotError):
+    """The database refused a statement for a reason peakpilot does not expect: a bug or
+    a schema changed by hand, never a clerk's mistake."""
+
+
 __all__ = [
     "AuditBroken",
     "ConfigError",
     "Conflict",
+    "ConnectionLost",
     "InvalidInput",
     "NotFound",
     "NotPermitted",
     "PeakpilotError",
     "Refused",
+    "StoreError",
     "Unavailable",
+    "UniqueViolation",
 ]

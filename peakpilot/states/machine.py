@@ -18,7 +18,7 @@ from transitions.core import EventData, MachineError
 
 from peakpilot.config.program import Program, Transition
 from peakpilot.errors import NotPermitted, PeakpilotError, Refused
-from peakpilot.states.actors import Actor, resolve_actor
+from peakpilot.states.actors import Actor
 from peakpilot.states.guards import GUARDS, DecisionContext, NominationFacts
 
 
@@ -47,9 +47,6 @@ class _ProspectiveNomination:
 Condition = Callable[[EventData], bool]
 
 
-_ACTORS_KEPT = 1024  # actor texts whose resolution a Workflow keeps
-
-
 class Workflow:
     """Decides events for nominations of one programme. Pure: no I/O, no clock."""
 
@@ -74,20 +71,6 @@ class Workflow:
             auto_transitions=False,
             send_event=True,
         )
-        self._actors: dict[str, Actor] = {}
-
-    def actor(self, actor: Actor | str) -> Actor:
-        """``actor`` in its canonical form under the programme (see
-        :func:`~peakpilot.states.actors.resolve_actor`). Every command resolves one, and a
-        process meets few actors: the resolved forms of texts are kept."""
-        if not isinstance(actor, str):
-            return resolve_actor(actor, self.program)
-        resolved = self._actors.get(actor)
-        if resolved is None:
-            resolved = resolve_actor(Actor.parse(actor), self.program)
-            if len(self._actors) < _ACTORS_KEPT:
-                self._actors[actor] = resolved
-        return resolved
 
     # -- decisions -------------------------------------------------------------------
 
@@ -159,9 +142,14 @@ class Workflow:
         province: str,
         kind: str,
         name: str,
+        level: str,
         context: DecisionContext,
+        *,
+        name_taken: bool,
     ) -> None:
-        """Refuse a new nomination the programme's ``nominate`` rules do not allow."""
+        """Refuse a new nomination the programme does not allow: the ``nominate`` roles
+        and guards, then eligibility (the kind's administrative levels), then uniqueness
+        (one name per kind, province and batch)."""
         prospective = _ProspectiveNomination(
             "(new)", province, kind, name, self.program.initial_state
         )
@@ -172,6 +160,17 @@ class Workflow:
         )
         if refusal is not None:
             raise refusal
+        kind_spec = self.program.kinds[kind]
+        if not kind_spec.levels[level]:
+            raise Refused(
+                f"cannot nominate {name!r}: a {level}-level {kind} is not eligible "
+                f"({kind_spec.rule})"
+            )
+        if name_taken:
+            raise Refused(
+                f"cannot nominate {name!r}: {province} already has a {kind} of that name "
+                f"in batch {context.batch.id}"
+            )
 
     # -- conditions ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What a name and a reason may contain.
+"""What a name, a reason and an idempotency key may contain.
 
 They end up in official notices, e-mail subjects and a terminal, so control characters
 (and text that is not valid Unicode) are refused rather than silently cleaned: what is
@@ -7,6 +7,7 @@ stored is exactly what the clerk typed, or nothing.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from peakpilot.errors import InvalidInput
@@ -61,3 +62,16 @@ def check_reason(reason: str | None) -> str | None:
     if bad is not None:
         raise InvalidInput(f"the reason contains {_describe(bad)}: remove it")
     return reason
+
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+_IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
+
+
+def check_idempotency_key(key: str) -> str:
+    """A key is printable ASCII, so that it survives every shell and log unchanged."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidInput(
+            f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+        )
+    return key

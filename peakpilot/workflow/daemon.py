@@ -26,8 +26,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from peakpilot.errors import PeakpilotError, Refused, Unavailable
 from peakpilot.notifications.channels import Channel
-from peakpilot.workflow.database import masked
 from peakpilot.workflow.engine import Engine
+from peakpilot.workflow.store.database import masked
 
 log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"

@@ -1,7 +1,10 @@
-"""The database tables. Private to the workflow package: callers get snapshots instead.
+"""The declared schema: SQLModel tables, the one place a table's columns, keys and
+indexes are spelled out.
 
 Schema changes go through the Alembic migrations beside this module; a test compares
-these declarations with the migrated schema on SQLite and PostgreSQL.
+these declarations with the migrated schema on SQLite and PostgreSQL. Nothing at run
+time goes through the ORM: each table is read and written by one repository of
+:mod:`peakpilot.workflow.store`, as SQL text against these names.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ class ProgramRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     digest: str = Field(max_length=64)
     source: str = Field(sa_column=Column(Text, nullable=False))
-    facts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # the validated programme as JSON (peakpilot.config.program.Program.to_compiled)
+    compiled: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     loaded_at: datetime
 
 

@@ -16,27 +16,33 @@ all of it, and is read back from the audit records otherwise.
 
 from __future__ import annotations
 
-import gc
-import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
 
 from peakpilot.config.program import Milestone, Program
 from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
+from peakpilot.vocabulary import LAPSE_EVENT, SYSTEM, TimerKind
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.reads import BatchRecord
-from peakpilot.workflow.records import NominationRecord
 from peakpilot.workflow.snapshots import TimerOutcome
-from peakpilot.workflow.store import Lapsed, Store, Usage
-from peakpilot.workflow.tables import TimerRow
+from peakpilot.workflow.store.batches import BatchRecord
+from peakpilot.workflow.store.lapses import Lapsed
+from peakpilot.workflow.store.nominations import NominationRecord
+from peakpilot.workflow.store.timers import TimerRecord
+from peakpilot.workflow.store.transaction import Transaction
 
-REMINDER, DEADLINE, MILESTONE = "reminder", "deadline", "milestone"
-PENDING, DONE, CANCELLED = "pending", "done", "cancelled"
-LAPSE_EVENT, SYSTEM = "lapse", "system"
 LAPSE_CHUNK = 5_000  # the most nominations one transaction of a deadline's lapse moves
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A province's places in a batch and the nominations using them (in creation order)."""
+
+    quota: int
+    used: int
+    names: tuple[str, ...]
 
 
 class LapsedItem(NamedTuple):
@@ -85,45 +91,33 @@ class LapseMemory:
         return [*self._kept.get(batch_id, ()), *self._pending.get(batch_id, ())]
 
 
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one step of a deadline's work.
-
-    A step allocates hundreds of thousands of short-lived rows, tuples and strings, hardly
-    any in a cycle: reference counting frees them, while the collector, run every few
-    hundred allocations, walks those still alive (up to the 100,000 nominations read
-    back) again and again; that cost 15% of a lapse of 100,000. The few cycles wait for
-    its next run. Left as it was found: a caller that had paused it keeps it paused.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _timer(
-    key: str, kind: str, due_at: datetime, batch_id: str, now: datetime, **fields: Any
-) -> TimerRow:
-    payload = fields.pop("payload", {})
-    return TimerRow(
+    key: str,
+    kind: TimerKind,
+    due_at: datetime,
+    batch_id: str,
+    now: datetime,
+    *,
+    province: str | None = None,
+    nomination_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> TimerRecord:
+    return TimerRecord(
         id=new_id(),
         unique_key=key,
         kind=kind,
         due_at=due_at,
         batch_id=batch_id,
-        payload=json.dumps(payload),
-        status=PENDING,
+        province=province,
+        nomination_id=nomination_id,
+        payload=payload or {},
         created_at=now,
-        **fields,
     )
 
 
 def batch_timers(
     program: Program, batch_id: str, deadline_at: datetime, now: datetime, *, skip_past: bool
-) -> list[TimerRow]:
+) -> list[TimerRecord]:
     """The reminders (``reminder_days`` before) and the deadline of a batch.
 
     ``skip_past`` leaves out reminders already due: a batch opened late sends no
@@ -132,7 +126,7 @@ def batch_timers(
     timers = [
         _timer(
             f"{batch_id}/reminder/{days}",
-            REMINDER,
+            TimerKind.REMINDER,
             deadline_at - timedelta(days=days),
             batch_id,
             now,
@@ -141,24 +135,24 @@ def batch_timers(
         for days in program.first_batch.reminder_days
         if not (skip_past and deadline_at - timedelta(days=days) <= now)
     ]
-    timers.append(_timer(f"{batch_id}/deadline", DEADLINE, deadline_at, batch_id, now))
+    timers.append(_timer(f"{batch_id}/deadline", TimerKind.DEADLINE, deadline_at, batch_id, now))
     return timers
 
 
-def batch_due_at(timer: TimerRow, deadline_at: datetime) -> datetime:
+def batch_due_at(timer: TimerRecord, deadline_at: datetime) -> datetime:
     """Where a batch timer falls for ``deadline_at`` (used when a deadline moves)."""
-    if timer.kind == REMINDER:
-        return deadline_at - timedelta(days=json.loads(timer.payload)["days_before"])
+    if timer.kind == TimerKind.REMINDER:
+        return deadline_at - timedelta(days=timer.payload["days_before"])
     return deadline_at
 
 
 def milestone_timers(
     program: Program, nomination_id: str, batch_id: str, province: str, now: datetime
-) -> list[TimerRow]:
+) -> list[TimerRecord]:
     return [
         _timer(
             f"{nomination_id}/milestone/{m.year}",
-            MILESTONE,
+            TimerKind.MILESTONE,
             m.at - m.notice_before,
             batch_id,
             now,
@@ -176,14 +170,14 @@ class TimerWork:
 
     def __init__(
         self,
-        store: Store,
+        tx: Transaction,
         notifier: Notifier,
         now: datetime,
         *,
         lapse_chunk: int = LAPSE_CHUNK,
         memory: LapseMemory | None = None,
     ) -> None:
-        self.store = store
+        self.tx = tx
         self.notifier = notifier
         self.program = notifier.program
         self.now = now
@@ -191,21 +185,21 @@ class TimerWork:
         self.memory = LapseMemory() if memory is None else memory
         self.memory.begin()
 
-    def run(self, timer: TimerRow) -> TimerOutcome | None:
+    def run(self, timer: TimerRecord) -> TimerOutcome | None:
         """The timer's outcome once its work is all done (the caller then finishes the
         timer in the same transaction), or None when this transaction did one chunk of it
         and the caller should commit and run the timer again."""
-        batch = self.store.batch(timer.batch_id)
-        if timer.kind == REMINDER:
+        batch = self.tx.batches.get(timer.batch_id)
+        if timer.kind == TimerKind.REMINDER:
             return self._reminder(timer, batch)
-        if timer.kind == DEADLINE:
+        if timer.kind == TimerKind.DEADLINE:
             return self._deadline(timer, batch)
         return self._milestone(timer, batch)
 
-    def _outcome(self, timer: TimerRow, action: str, **counts: int) -> TimerOutcome:
+    def _outcome(self, timer: TimerRecord, action: str, **counts: int) -> TimerOutcome:
         return TimerOutcome(
             timer.id,
-            timer.kind,
+            timer.kind.value,
             timer.batch_id,
             timer.province,
             timer.nomination_id,
@@ -213,42 +207,41 @@ class TimerWork:
             **counts,
         )
 
-    def _reminder(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
-        if not self.store.batch_facts(batch).is_open or self.now >= batch.deadline_at:
+    def _reminder(self, timer: TimerRecord, batch: BatchRecord) -> TimerOutcome:
+        if not batch.is_open or self.now >= batch.deadline_at:
             return self._outcome(timer, "skipped: the deadline has passed")
-        if self.store.later_due_reminder(batch.id, timer.due_at, self.now):
+        if self.tx.timers.later_due_reminder(batch.id, timer.due_at, self.now):
             return self._outcome(timer, "skipped: a later reminder is due")
         time_left = batch.deadline_at - self.now
         outgoing: list[Outgoing] = []
-        for province, usage in self.store.usage(batch.id).items():
+        for province, usage in self._usage(batch.id).items():
             if usage.used < usage.quota:  # a province that filled its places gets none
                 context = partial(self._reminder_context, province, usage, time_left)
                 outgoing += self._compose(
                     "reminder", province, context, batch, (timer.id, province)
                 )
-        self.store.add_notices(outgoing, self.now)
+        self.tx.outbox.add(outgoing, self.now)
         return self._outcome(
             timer, "reminded the provinces with places left", notices=len(outgoing)
         )
 
-    def _deadline(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome | None:
+    def _deadline(self, timer: TimerRecord, batch: BatchRecord) -> TimerOutcome | None:
         lapse = next(t for t in self.program.transitions if t.event == LAPSE_EVENT)
-        with _cycle_collector_paused():
-            moved = self.store.lapse(
-                batch.id,
-                lapse.sources,
-                lapse.dest,
-                event=LAPSE_EVENT,
-                actor=SYSTEM,
-                at=self.now,
-                limit=self.lapse_chunk,
-            )
-            self.memory.add(batch.id, moved)
-            if len(moved) == self.lapse_chunk:
-                return None  # a full chunk: more may be left for the next transaction
-            return self._close(timer, batch)
+        moved = self.tx.lapses.lapse(
+            batch.id,
+            lapse.sources,
+            lapse.dest,
+            event=LAPSE_EVENT,
+            actor=SYSTEM,
+            at=self.now,
+            limit=self.lapse_chunk,
+        )
+        self.memory.add(batch.id, moved)
+        if len(moved) == self.lapse_chunk:
+            return None  # a full chunk: more may be left for the next transaction
+        return self._close(timer, batch)
 
-    def _close(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
+    def _close(self, timer: TimerRecord, batch: BatchRecord) -> TimerOutcome:
         """The deadline's last transaction: the shortfall notices, listing what every chunk
         lapsed (read back, whichever transaction or process lapsed it), the summary, and
         the batch closed."""
@@ -256,7 +249,7 @@ class TimerWork:
         by_province: dict[str, list[Lapsed]] = {}
         for nomination in lapsed:
             by_province.setdefault(nomination.province, []).append(nomination)
-        usage = self.store.usage(batch.id)
+        usage = self._usage(batch.id)
         outgoing: list[Outgoing] = []
         for province, counts in usage.items():
             if counts.used < counts.quota:
@@ -267,22 +260,38 @@ class TimerWork:
                 )
         summary = partial(self._summary_context, usage)
         outgoing += self._compose("deadline_summary", None, summary, batch, (timer.id,))
-        self.store.add_notices(outgoing, self.now)
-        self.store.close_batch(batch.id, self.now)
+        self.tx.outbox.add(outgoing, self.now)
+        self.tx.batches.close(batch.id, self.now)
+        self.tx.timers.cancel_reminders(batch.id, self.now)
         return self._outcome(timer, "closed the batch", notices=len(outgoing), lapsed=len(lapsed))
 
     def _lapsed(self, batch: BatchRecord) -> list[Lapsed]:
         """Every nomination the batch's deadline lapsed, in creation (id) order: what this
         tick's chunks remembered when that is all of them, else read back."""
         remembered = self.memory.lapsed(batch.id)
-        if len(remembered) == self.store.lapsed_count(batch.id, LAPSE_EVENT):
+        if len(remembered) == self.tx.lapses.count(batch.id, LAPSE_EVENT):
             return sorted(remembered)
-        return self.store.lapsed(batch.id, LAPSE_EVENT)
+        return self.tx.lapses.read_back(batch.id, LAPSE_EVENT)
 
-    def _milestone(self, timer: TimerRow, batch: BatchRecord) -> TimerOutcome:
+    def _usage(self, batch_id: str) -> dict[str, Usage]:
+        """Each province with a quota in the batch: its quota, and the nominations that
+        use its places, in the programme's province order."""
+        quotas = self.tx.batches.quotas(batch_id)
+        names: dict[str, list[str]] = {province: [] for province in quotas}
+        for province, name in self.tx.nominations.names_in_states(
+            batch_id, self.program.quota_counts
+        ):
+            names.setdefault(province, []).append(name)
+        return {
+            province: Usage(quotas[province], len(names[province]), tuple(names[province]))
+            for province in self.program.provinces
+            if province in quotas
+        }
+
+    def _milestone(self, timer: TimerRecord, batch: BatchRecord) -> TimerOutcome:
         assert timer.nomination_id is not None
-        nomination = self.store.nomination(timer.nomination_id)
-        year = json.loads(timer.payload)["year"]
+        nomination = self.tx.nominations.get(timer.nomination_id)
+        year = timer.payload["year"]
         milestone = next(m for m in self.program.milestones if m.year == year)
         context = partial(self._milestone_context, nomination, milestone)
         outgoing = self._compose(
@@ -293,7 +302,7 @@ class TimerWork:
             (timer.id,),
             nomination_id=nomination.id,
         )
-        self.store.add_notices(outgoing, self.now)
+        self.tx.outbox.add(outgoing, self.now)
         return self._outcome(timer, f"announced the {year} milestone", notices=len(outgoing))
 
     # -- the variables of each kind's templates (see notifications/templates) ----------------

@@ -51,7 +51,7 @@ from aiosmtpd.controller import Controller
 
 from peakpilot import Engine, Nomination
 from peakpilot.notifications.channels import message_id
-from peakpilot.workflow.outbox import LEASE
+from peakpilot.workflow.delivery import LEASE
 from tests.design import PROVINCES
 
 T = TypeVar("T")

@@ -164,7 +164,7 @@ def test_a_lock_held_past_the_busy_timeout_is_one_clear_error(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from peakpilot import Unavailable
-    from peakpilot.workflow import database
+    from peakpilot.workflow.store import database
 
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 300)
     with Engine(sqlite_url) as engine:

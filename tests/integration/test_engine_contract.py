@@ -18,7 +18,6 @@ from peakpilot import (
     NotPermitted,
     Refused,
 )
-from peakpilot.workflow.tables import BatchRow, QuotaRow
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
 
 TABLES = (
@@ -453,20 +452,13 @@ def test_verify_audit_names_the_first_broken_record(
 
 
 def open_follow_up(engine: Engine, quotas: dict[str, int]) -> None:
-    with engine.database.write() as session:
-        session.add(
-            BatchRow(
-                id="2024-second",
-                program_id="carbon_peak_2023",
-                position=2,
-                deadline_at=datetime(2024, 6, 1, tzinfo=DEADLINE.tzinfo),
-                status="open",
-                opened_at=DEADLINE,
-            )
-        )
-        session.flush()
-        session.add_all(
-            QuotaRow(batch_id="2024-second", province=p, quota=q) for p, q in quotas.items()
+    with engine.database.transaction(write=True) as tx:
+        tx.batches.open(
+            "2024-second",
+            program_id="carbon_peak_2023",
+            deadline_at=datetime(2024, 6, 1, tzinfo=DEADLINE.tzinfo),
+            quotas=quotas,
+            now=DEADLINE,
         )
 
 

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from peakpilot import Conflict, Engine, FrozenClock, InvalidInput, Nomination
 from peakpilot.workflow import audit
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.records import BatchRecord, Records
 from peakpilot.workflow.snapshots import TickReport
-from peakpilot.workflow.store import Lapsed, Store
+from peakpilot.workflow.store.database import StoreHooks
+from peakpilot.workflow.store.transaction import Transaction
 from peakpilot.workflow.tables import AuditRecordRow, NominationRow
-from peakpilot.workflow.timers import LAPSE_CHUNK, TimerWork
+from peakpilot.workflow.timers import LAPSE_CHUNK
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
 
 SEEDED = ("hebei", "shanxi", "jiangsu")
@@ -41,12 +41,32 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def engine(db_url: str, clock: FrozenClock, tmp_path: Path) -> Iterator[Engine]:
-    contacts = tmp_path / "contacts.yaml"
-    contacts.write_text(CONTACTS, encoding="utf-8")
+def contacts(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.yaml"
+    path.write_text(CONTACTS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def engine(db_url: str, clock: FrozenClock, contacts: Path) -> Iterator[Engine]:
     with Engine(db_url, clock=clock, contacts=contacts) as engine:
         engine.init()
         yield engine
+
+
+def hooked(engine: Engine, contacts: Path, hooks: StoreHooks) -> Engine:
+    """A second Engine on ``engine``'s database (and clock) whose store calls ``hooks``."""
+    return Engine(engine.database.engine, clock=engine.clock, contacts=contacts, hooks=hooks)
+
+
+def changing(statement: str, nomination_id: str) -> StoreHooks:
+    """Hooks that run ``statement`` on ``nomination_id`` in each lapse chunk right after
+    its locking read, as a writer the lock did not stop would."""
+
+    def change(tx: Transaction, _ids: Sequence[str]) -> None:
+        tx.statements.execute(statement, (nomination_id,))
+
+    return StoreHooks(after_lapse_read=change)
 
 
 def seed(engine: Engine, count: int) -> dict[str, tuple[str, str]]:
@@ -165,7 +185,7 @@ def check_lapsed_once_and_listed(
 
 
 def test_twelve_thousand_lapse_in_chunks_of_five_thousand_each_once(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, contacts: Path
 ) -> None:
     kept = walked(
         engine,
@@ -179,17 +199,13 @@ def test_twelve_thousand_lapse_in_chunks_of_five_thousand_each_once(
     assert LAPSE_CHUNK == 5_000
 
     statements: list[int] = []
-    execute = Store.execute
 
-    def count_updates(store: Store, text: str, params: Sequence[object] = ()) -> object:
-        cursor = execute(store, text, params)
-        if text.startswith("UPDATE nominations"):  # the chunks run on the driver's cursor
-            statements.append(cursor.rowcount)
-        return cursor
+    def count_updates(text: str, rowcount: int) -> None:
+        if text.startswith("UPDATE nominations"):
+            statements.append(rowcount)
 
-    monkeypatch.setattr(Store, "execute", count_updates)
-    report = engine.tick(DEADLINE)
-    monkeypatch.undo()
+    with hooked(engine, contacts, StoreHooks(statement=count_updates)) as watched:
+        report = watched.tick(DEADLINE)
 
     assert deadline_outcomes(report) == [12_001]  # the total, from all three chunks
     assert statements == [5_000, 5_000, 2_001]  # one set-based UPDATE per chunk
@@ -228,27 +244,20 @@ def test_an_exact_multiple_of_the_chunk_finishes_in_one_more_transaction(
 
 
 def test_a_chunk_moves_nothing_unless_every_nomination_is_as_it_was_read(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, contacts: Path
 ) -> None:
     """The chunk's UPDATE is a compare-and-set on each nomination's version: one changed
     after the locking read (by a writer the lock did not stop) makes the whole chunk a
     Conflict, and nothing of it is kept."""
     seeded = seed(engine, 30)
     changed = next(iter(seeded))
-    lock = Store._lock_in_states
-
-    def then_changed(store: Store, *args: object) -> object:
-        rows = lock(store, *args)  # type: ignore[arg-type]
-        store.session.execute(
-            sa.text("UPDATE nominations SET version = version + 1 WHERE id = :id"),
-            {"id": changed},
-        )
-        return rows
-
-    monkeypatch.setattr(Store, "_lock_in_states", then_changed)
+    hooks = changing("UPDATE nominations SET version = version + 1 WHERE id = ?", changed)
     before = lapse_records(engine)
-    with pytest.raises(Conflict, match="1 of 30 nominations of batch 2023-first changed"):
-        engine.tick(DEADLINE)
+    with (
+        hooked(engine, contacts, hooks) as interfered,
+        pytest.raises(Conflict, match="1 of 30 nominations of batch 2023-first changed"),
+    ):
+        interfered.tick(DEADLINE)
     assert lapse_records(engine) == before == []
     assert deadline_status(engine) == "pending"
 
@@ -256,13 +265,13 @@ def test_a_chunk_moves_nothing_unless_every_nomination_is_as_it_was_read(
 @pytest.mark.parametrize(
     "change",
     [
-        "UPDATE nominations SET state = 'provincial_approval' WHERE id = :id",
-        "UPDATE nominations SET version = version + 1 WHERE id = :id",
+        "UPDATE nominations SET state = 'provincial_approval' WHERE id = ?",
+        "UPDATE nominations SET version = version + 1 WHERE id = ?",
     ],
     ids=["state", "version"],
 )
 def test_a_chunk_split_over_several_statements_is_still_one_compare_and_set(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, change: str
+    engine: Engine, contacts: Path, change: str
 ) -> None:
     """SQLite binds a chunk's rows as VALUES lists of at most its parameter limit each
     (here lowered to 2 rows a statement; PostgreSQL binds arrays and needs no split).
@@ -271,50 +280,43 @@ def test_a_chunk_split_over_several_statements_is_still_one_compare_and_set(
     record and no move of any statement is kept."""
     seeded = seed(engine, 30)
     changed = sorted(seeded)[-1]
-    monkeypatch.setattr(Records, "_most_params", 8)  # 4 values a row: 2 rows a statement
-    lock = Store._lock_in_states
-
-    def then_changed(store: Store, *args: object) -> object:
-        rows = lock(store, *args)  # type: ignore[arg-type]
-        store.session.execute(sa.text(change), {"id": changed})
-        return rows
-
-    monkeypatch.setattr(Store, "_lock_in_states", then_changed)
-    with pytest.raises(Conflict, match="1 of 30 nominations of batch 2023-first changed"):
-        engine.tick(DEADLINE)
+    hooks = changing(change, changed)
+    hooks = StoreHooks(after_lapse_read=hooks.after_lapse_read, most_params=8)  # 2 rows each
+    with (
+        hooked(engine, contacts, hooks) as interfered,
+        pytest.raises(Conflict, match="1 of 30 nominations of batch 2023-first changed"),
+    ):
+        interfered.tick(DEADLINE)
     assert lapse_records(engine) == []
     assert {n.state for n in engine.list(batch="2023-first")} == {"drafted"}
     assert deadline_status(engine) == "pending"
 
-    monkeypatch.setattr(Store, "_lock_in_states", lock)  # nobody interferes now
-    report = engine.tick(DEADLINE, lapse_chunk=7)
+    with hooked(engine, contacts, StoreHooks(most_params=8)) as split:  # nobody interferes
+        report = split.tick(DEADLINE, lapse_chunk=7)
     assert deadline_outcomes(report) == [30]
     check_lapsed_once_and_listed(engine, seeded, [])
 
 
 def test_the_closing_transaction_lists_what_the_chunks_remembered_as_read_back(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
 ) -> None:
     """A tick that lapsed every chunk itself lists them from memory rather than reading
-    100,000 back: the same nominations, fields and order as the read-back, so the same
-    notice text."""
+    100,000 back: the same nominations in the same order as the audit records say, so
+    the same notice text."""
     seeded = seed(engine, 1_200)
     approved = walked(
         engine, "保定市", [("submit_for_approval", "drc:hebei"), ("approve", "gov:hebei")]
     )
-    compared: list[int] = []
-    lapsed = TimerWork._lapsed
-
-    def also_read_back(work: TimerWork, batch: BatchRecord) -> list[Lapsed]:
-        listed = lapsed(work, batch)
-        assert listed == work.store.lapsed(batch.id, "lapse")
-        assert listed == sorted(work.memory.lapsed(batch.id))  # it came from memory
-        compared.append(len(listed))
-        return listed
-
-    monkeypatch.setattr(TimerWork, "_lapsed", also_read_back)
     report = engine.tick(DEADLINE, lapse_chunk=500)
-    assert compared == [1_201] == deadline_outcomes(report)
+    assert deadline_outcomes(report) == [1_201]
+    with engine.database.transaction(write=False) as tx:
+        read_back = tx.lapses.read_back("2023-first", "lapse")
+    for province in SEEDED:
+        notice = next(
+            n for n in engine.notices() if n.kind == "shortfall" and n.actor == f"drc:{province}"
+        )
+        names = [lapsed.name for lapsed in read_back if lapsed.province == province]
+        assert listed(engine.notice(notice.id).text) == names
     check_lapsed_once_and_listed(engine, seeded, [approved])
 
 
@@ -323,31 +325,31 @@ def test_the_closing_transaction_lists_what_the_chunks_remembered_as_read_back(
 
 @pytest.mark.parametrize("crash_at_commit", [1, 3])
 def test_a_crash_between_chunks_is_finished_by_the_next_tick_exactly_once(
-    engine: Engine, db_url: str, tmp_path: Path, crash_at_commit: int
+    engine: Engine, db_url: str, contacts: Path, crash_at_commit: int
 ) -> None:
-    """The process dies as it commits chunk ``crash_at_commit`` (counting the three due
-    reminders' transactions first); the chunks before it stay committed, the timer stays
-    pending, nothing is sent; a later tick by a new engine lapses the rest, each once, and
-    sends one set of notices listing all of them."""
+    """The process dies in chunk ``crash_at_commit``, before its commit; the chunks
+    before it stay committed, the timer stays pending, nothing is sent; a later tick by a
+    new engine (with no memory of the first one's chunks: it reads them back) lapses the
+    rest, each once, and sends one set of notices listing all of them."""
     approved = walked(
         engine, "保定市", [("submit_for_approval", "drc:hebei"), ("approve", "gov:hebei")]
     )
     seeded = seed(engine, 3_500)
     engine.tick(DEADLINE - timedelta(hours=1))  # the three reminders, out of the way
-    commits = 0
+    chunks = 0
 
-    def crash(conn):  # type: ignore[no-untyped-def]
-        nonlocal commits
-        commits += 1
-        if commits == crash_at_commit:
-            raise Crash
+    def crash(text: str, _rowcount: int) -> None:
+        nonlocal chunks
+        if text.startswith("UPDATE nominations SET state"):  # a chunk's last statement
+            chunks += 1
+            if chunks == crash_at_commit:
+                raise Crash
 
-    sa.event.listen(engine.database.engine, "commit", crash)
-    try:
-        with pytest.raises(Crash):
-            engine.tick(DEADLINE, lapse_chunk=1_000)
-    finally:
-        sa.event.remove(engine.database.engine, "commit", crash)
+    with (
+        hooked(engine, contacts, StoreHooks(statement=crash)) as dying,
+        pytest.raises(Crash),
+    ):
+        dying.tick(DEADLINE, lapse_chunk=1_000)
 
     done = lapse_records(engine)
     assert len(done) == 1_000 * (crash_at_commit - 1)
@@ -357,7 +359,7 @@ def test_a_crash_between_chunks_is_finished_by_the_next_tick_exactly_once(
     assert engine.verify_audit().ok
 
     later = DEADLINE + timedelta(hours=1)
-    with Engine(db_url, contacts=tmp_path / "contacts.yaml") as restarted:
+    with Engine(db_url, contacts=contacts) as restarted:
         report = restarted.tick(later, lapse_chunk=1_000)
         assert deadline_outcomes(report) == [3_501]  # the deadline's total, both ticks'
         check_lapsed_once_and_listed(restarted, seeded, [approved])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peakpilot.workflow.store import Lapsed
+from peakpilot.workflow.store.lapses import Lapsed
 from peakpilot.workflow.timers import LapseMemory
 
 

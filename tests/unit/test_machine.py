@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from peakpilot.config.program import load_program
 from peakpilot.errors import InvalidInput, NotPermitted, PeakpilotError, Refused
-from peakpilot.states.actors import Actor
+from peakpilot.states.actors import Actor, ActorResolver
 from peakpilot.states.guards import BatchFacts, DecisionContext, QuotaFacts, TargetFacts
 from peakpilot.states.machine import Workflow
 
@@ -592,13 +592,20 @@ def test_allowed_events_agree_with_decide(
     ],
 )
 def test_check_nominate_allows_own_drc(workflow: Workflow, ctx: DecisionContext) -> None:
-    assert workflow.check_nominate(ACTORS["drc:hebei"], "hebei", "city", "保定市", ctx) is None
+    assert (
+        workflow.check_nominate(
+            ACTORS["drc:hebei"], "hebei", "city", "保定市", "prefecture", ctx, name_taken=False
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize("actor", ["gov:hebei", "drc:shanxi", "gov:shanxi", "ndrc", "system"])
 def test_check_nominate_not_permitted(workflow: Workflow, actor: str) -> None:
     with pytest.raises(NotPermitted) as info:
-        workflow.check_nominate(ACTORS[actor], "hebei", "city", "保定市", context())
+        workflow.check_nominate(
+            ACTORS[actor], "hebei", "city", "保定市", "prefecture", context(), name_taken=False
+        )
     assert actor in str(info.value)
     assert "drc:hebei" in str(info.value)
 
@@ -613,7 +620,9 @@ def test_check_nominate_not_permitted(workflow: Workflow, actor: str) -> None:
 )
 def test_check_nominate_refused(workflow: Workflow, ctx: DecisionContext, words: list[str]) -> None:
     with pytest.raises(Refused) as info:
-        workflow.check_nominate(ACTORS["drc:hebei"], "hebei", "city", "保定市", ctx)
+        workflow.check_nominate(
+            ACTORS["drc:hebei"], "hebei", "city", "保定市", "prefecture", ctx, name_taken=False
+        )
     assert type(info.value) is Refused
     for word in words:
         assert word in str(info.value)
@@ -622,7 +631,31 @@ def test_check_nominate_refused(workflow: Workflow, ctx: DecisionContext, words:
 def test_check_nominate_wrong_actor_before_guards(workflow: Workflow) -> None:
     with pytest.raises(NotPermitted):
         workflow.check_nominate(
-            ACTORS["drc:shanxi"], "hebei", "city", "保定市", context(batch=CLOSED, quota=None)
+            ACTORS["drc:shanxi"],
+            "hebei",
+            "city",
+            "保定市",
+            "county",
+            context(batch=CLOSED, quota=None),
+            name_taken=True,
+        )
+
+
+def test_check_nominate_refuses_an_ineligible_level_before_a_taken_name(
+    workflow: Workflow,
+) -> None:
+    with pytest.raises(Refused, match="a county-level city is not eligible"):
+        workflow.check_nominate(
+            ACTORS["drc:hebei"], "hebei", "city", "某县", "county", context(), name_taken=True
+        )
+
+
+def test_check_nominate_refuses_a_name_the_batch_has_for_the_province(
+    workflow: Workflow,
+) -> None:
+    with pytest.raises(Refused, match="hebei already has a city of that name in batch"):
+        workflow.check_nominate(
+            ACTORS["drc:hebei"], "hebei", "city", "保定市", "prefecture", context(), name_taken=True
         )
 
 
@@ -711,13 +744,13 @@ def test_random_walks_stay_in_declared_states(workflow: Workflow, steps: list[tu
 
 
 def test_actor_texts_resolve_to_their_canonical_form_once() -> None:
-    workflow = Workflow(load_program())
-    first = workflow.actor(" DRC:130000 ")
-    assert first == Actor("drc", "hebei") == workflow.actor("drc:hebei")
-    assert workflow.actor(" DRC:130000 ") is first  # kept, not parsed again
-    assert workflow.actor(Actor("gov", "440000")) == Actor("gov", "guangdong")
+    resolve = ActorResolver(load_program())
+    first = resolve(" DRC:130000 ")
+    assert first == Actor("drc", "hebei") == resolve("drc:hebei")
+    assert resolve(" DRC:130000 ") is first  # kept, not parsed again
+    assert resolve(Actor("gov", "440000")) == Actor("gov", "guangdong")
     for bad in ("drc", "ndrc:hebei", "drc:atlantis", "mayor:hebei"):
         with pytest.raises(InvalidInput):
-            workflow.actor(bad)
+            resolve(bad)
         with pytest.raises(InvalidInput):  # a refusal is not kept as an answer
-            workflow.actor(bad)
+            resolve(bad)

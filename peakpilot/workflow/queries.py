@@ -1,0 +1,183 @@
+"""The questions people and backends ask: one nomination, a list, a board, a history,
+the pending timers, the outbox, the audit trail's integrity.
+
+Each answer comes from one read-only transaction (one snapshot on PostgreSQL) and is a
+frozen copy. Reads are scoped like writes: a provincial actor sees its own province.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from peakpilot.errors import InvalidInput, NotFound
+from peakpilot.states.actors import Actor
+from peakpilot.vocabulary import NoticeStatus
+from peakpilot.workflow import audit
+from peakpilot.workflow.decisions import decision_context
+from peakpilot.workflow.runtime import Runtime
+from peakpilot.workflow.snapshots import (
+    AuditReport,
+    Board,
+    BrokenRecord,
+    HistoryRecord,
+    Nomination,
+    NominationDetail,
+    Notice,
+    NoticeDetail,
+    ProvinceBoard,
+    Timer,
+)
+from peakpilot.workflow.store.transaction import Transaction
+
+
+class Queries:
+    """Every read of the Engine."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def get(self, nomination_id: str, actor: Actor | str | None) -> Nomination:
+        reader = self.rt.reader(actor)
+
+        def read(tx: Transaction) -> Nomination:
+            record = tx.nominations.get(nomination_id)
+            self.rt.check_reader(reader, record.province)
+            return self.rt.nomination(record)
+
+        return self.rt.db.run(read, write=False)
+
+    def show(self, nomination_id: str, actor: Actor | str | None) -> NominationDetail:
+        reader = self.rt.reader(actor)
+        now = self.rt.now()
+        program, workflow = self.rt.program, self.rt.workflow
+
+        def read(tx: Transaction) -> NominationDetail:
+            record, batch = tx.nominations.get_with_batch(nomination_id)
+            self.rt.check_reader(reader, record.province)
+            current = self.rt.nomination(record)
+            context = decision_context(
+                self.rt, tx, record, batch, program.events, now, None, lock=False
+            )
+            allowed = workflow.allowed_events(current, reader, context)
+            history = self.rt.history(tx.trail.history(record.id))
+            timers = [self.rt.timer(t) for t in tx.timers.pending(nomination=record.id)]
+            return NominationDetail(current, tuple(allowed), tuple(history), tuple(timers))
+
+        return self.rt.db.run(read, write=False)
+
+    def list(
+        self,
+        *,
+        state: str | None,
+        province: str | None,
+        batch: str | None,
+        actor: Actor | str | None,
+    ) -> builtins.list[Nomination]:
+        program = self.rt.program
+        state = None if state is None else program.state(state)
+        province = None if province is None else program.province(province).slug
+        if actor is not None:
+            reader = self.rt.actor(actor)
+            if province is not None:
+                self.rt.check_reader(reader, province)
+            elif program.roles[reader.role].scope == "province":
+                province = reader.province
+
+        def read(tx: Transaction) -> builtins.list[Nomination]:
+            if batch is not None:
+                tx.batches.get(batch)
+            records = tx.nominations.list(state=state, province=province, batch=batch)
+            return [self.rt.nomination(record) for record in records]
+
+        return self.rt.db.run(read, write=False)
+
+    def board(self, batch_id: str | None) -> Board:
+        """Per province of a batch (the newest when None): quota, used, left, and the
+        count per state, in the programme's orders; provinces with neither a quota nor a
+        nomination in the batch are left out."""
+        program = self.rt.program
+
+        def read(tx: Transaction) -> Board:
+            batch = tx.batches.get(batch_id) if batch_id is not None else tx.batches.newest()
+            if batch is None:
+                raise NotFound("no batch exists yet: run `peakpilot init`")
+            quotas = tx.batches.quotas(batch.id)
+            counts = tx.nominations.state_counts(batch.id)
+            provinces = []
+            for slug in program.provinces:
+                if slug not in quotas and slug not in counts:
+                    continue
+                mine = counts.get(slug, {})
+                states = {state: mine.get(state, 0) for state in program.states}
+                used = sum(states[state] for state in program.quota_counts)
+                quota = quotas.get(slug, 0)
+                provinces.append(ProvinceBoard(slug, quota, used, max(quota - used, 0), states))
+            return Board(
+                batch=batch.id,
+                deadline=self.rt.local(batch.deadline_at),
+                status=batch.status.value,
+                provinces=tuple(provinces),
+            )
+
+        return self.rt.db.run(read, write=False)
+
+    def history(
+        self, nomination_id: str, actor: Actor | str | None
+    ) -> builtins.list[HistoryRecord]:
+        reader = self.rt.reader(actor)
+
+        def read(tx: Transaction) -> builtins.list[HistoryRecord]:
+            record = tx.nominations.get(nomination_id)
+            self.rt.check_reader(reader, record.province)
+            return self.rt.history(tx.trail.history(record.id))
+
+        return self.rt.db.run(read, write=False)
+
+    def verify_audit(self) -> AuditReport:
+        def read(tx: Transaction) -> AuditReport:
+            checked, broken = audit.find_first_break(
+                tx.trail.chain_heads(), tx.trail.chain_records()
+            )
+            if broken is None:
+                return AuditReport(ok=True, records=checked, first_broken=None)
+            return AuditReport(
+                ok=False,
+                records=tx.trail.count(),
+                first_broken=BrokenRecord(broken.nomination, broken.seq, broken.problem),
+            )
+
+        return self.rt.db.run(read, write=False)
+
+    def timers(self, batch: str | None) -> builtins.list[Timer]:
+        def read(tx: Transaction) -> builtins.list[Timer]:
+            if batch is not None:
+                tx.batches.get(batch)
+            return [self.rt.timer(t) for t in tx.timers.pending(batch=batch)]
+
+        return self.rt.db.run(read, write=False)
+
+    def notices(self, status: str | None) -> builtins.list[Notice]:
+        wanted = None if status is None else notice_status(status)
+        records = self.rt.db.run(lambda tx: tx.outbox.list(wanted), write=False)
+        return [self.rt.notice(record) for record in records]
+
+    def notice(self, notice_id: str) -> NoticeDetail:
+        def read(tx: Transaction) -> NoticeDetail:
+            record = tx.outbox.get(notice_id)
+            text, html = tx.outbox.bodies(record.id)
+            return NoticeDetail(self.rt.notice(record), text, html)
+
+        return self.rt.db.run(read, write=False)
+
+
+def notice_status(text: str) -> NoticeStatus:
+    """The status named by ``text``, or a refusal listing the statuses."""
+    try:
+        return NoticeStatus(text)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown notice status {text!r}: use one of {', '.join(NoticeStatus)}"
+        ) from None
+
+
+__all__ = ["Queries", "notice_status"]

@@ -1,0 +1,180 @@
+"""What every command and query of one Engine shares: the database, the clock, the
+programme stored in the database, and what is built from it, each made once, when a
+call first needs it.
+
+A read loads the programme from its compiled form (no PyYAML, no pydantic); the state
+machine (``transitions``) is built for the first decision and the notifier (Jinja2) for
+the first notice, so a process that only reads never imports either.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from peakpilot.clock import Clock, require_instant
+from peakpilot.config.program import Program, parse_program
+from peakpilot.errors import NotFound, NotPermitted
+from peakpilot.states.actors import Actor, ActorResolver, sees_province
+from peakpilot.workflow.snapshots import HistoryRecord, Nomination, Notice, Timer
+from peakpilot.workflow.store.database import Database
+
+if TYPE_CHECKING:
+    from peakpilot.notifications.compose import Notifier
+    from peakpilot.notifications.contacts import Contacts
+    from peakpilot.states.machine import Workflow
+    from peakpilot.workflow.audit import ChainRecord
+    from peakpilot.workflow.store.nominations import NominationRecord
+    from peakpilot.workflow.store.outbox import NoticeRecord
+    from peakpilot.workflow.store.timers import TimerRecord
+
+
+def no_programme(database: str) -> NotFound:
+    return NotFound(f"database {database} holds no programme: run `peakpilot init` first")
+
+
+class Runtime:
+    """The shared state of one Engine; every part is built on first use."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        contacts: Contacts | str | Path | None = None,
+        templates_dir: str | Path | None = None,
+        template_cache_dir: str | Path | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self._contacts = contacts
+        self._templates_dir = templates_dir
+        self._template_cache_dir = template_cache_dir
+        self._program: Program | None = None
+        self._workflow: Workflow | None = None
+        self._notifier: Notifier | None = None
+        self._actors: ActorResolver | None = None
+
+    def now(self) -> datetime:
+        return require_instant(self.clock.now(), "the clock's time")
+
+    # -- the programme and what is built from it ----------------------------------------
+
+    @property
+    def program(self) -> Program:
+        """The programme stored in the database (loaded once)."""
+        if self._program is None:
+            stored = self.db.run(lambda tx: tx.programs.stored(), write=False)
+            if stored is None:
+                raise no_programme(self.db.url)
+            if stored.compiled is not None:
+                self._program = Program.from_compiled(stored.compiled)
+            else:  # stored before compiled forms were kept: the next init adds it
+                self._program = parse_program(stored.source, f"stored programme {stored.id}")
+        return self._program
+
+    def use_program(self, program: Program) -> None:
+        """``init`` stored ``program``: what was built from an older one is dropped."""
+        if self._program != program:
+            self._program, self._workflow, self._notifier = program, None, None
+            self._actors = None
+
+    @property
+    def workflow(self) -> Workflow:
+        """The programme's state machine (``transitions``), built for the first decision."""
+        from peakpilot.states.machine import Workflow
+
+        if self._workflow is None:
+            self._workflow = Workflow(self.program)
+        return self._workflow
+
+    @property
+    def notifier(self) -> Notifier:
+        """Renders the programme's notices for the configured contacts."""
+        if self._notifier is None:
+            from peakpilot.notifications.compose import Notifier
+            from peakpilot.notifications.contacts import Contacts, load_contacts
+            from peakpilot.notifications.render import renderer_for
+
+            program = self.program
+            contacts = self._contacts
+            if not isinstance(contacts, Contacts):
+                contacts = Contacts() if contacts is None else load_contacts(contacts, program)
+            renderer = renderer_for(self._templates_dir, self._template_cache_dir)
+            self._notifier = Notifier(program, renderer, contacts)
+        return self._notifier
+
+    # -- actors ---------------------------------------------------------------------------
+
+    def actor(self, actor: Actor | str) -> Actor:
+        """``actor`` in its canonical form under the programme."""
+        if self._actors is None:
+            self._actors = ActorResolver(self.program)
+        return self._actors(actor)
+
+    def reader(self, actor: Actor | str | None) -> Actor | None:
+        return None if actor is None else self.actor(actor)
+
+    def check_reader(self, reader: Actor | None, province: str) -> None:
+        """A provincial actor reads its own province only (NotPermitted otherwise)."""
+        if reader is not None and not sees_province(reader, province, self.program):
+            raise NotPermitted(f"{reader} may not read the nominations of {province}")
+
+    # -- snapshots: stored records as the API hands them out -----------------------------
+
+    def local(self, value: datetime) -> datetime:
+        return value.astimezone(self.program.timezone)
+
+    def nomination(self, record: NominationRecord) -> Nomination:
+        return Nomination(
+            id=record.id,
+            batch=record.batch_id,
+            province=record.province,
+            kind=record.kind,
+            name=record.name,
+            level=record.level,
+            state=record.state,
+            version=record.version,
+            created_at=self.local(record.created_at),
+            updated_at=self.local(record.updated_at),
+        )
+
+    def timer(self, record: TimerRecord) -> Timer:
+        return Timer(
+            id=record.id,
+            kind=record.kind.value,
+            due_at=self.local(record.due_at),
+            batch=record.batch_id,
+            province=record.province,
+            nomination=record.nomination_id,
+        )
+
+    def notice(self, record: NoticeRecord) -> Notice:
+        return Notice(
+            id=record.id,
+            kind=record.kind,
+            recipient=record.recipient,
+            actor=record.actor,
+            locale=record.locale,
+            subject=record.subject,
+            status=record.status.value,
+            attempts=record.attempts,
+            created_at=self.local(record.created_at),
+            sent_at=None if record.sent_at is None else self.local(record.sent_at),
+            next_attempt_at=self.local(record.next_attempt_at),
+            last_error=record.last_error,
+            nomination=record.nomination_id,
+            batch=record.batch_id,
+        )
+
+    def history(self, records: list[ChainRecord]) -> list[HistoryRecord]:
+        return [
+            HistoryRecord(
+                r.seq, r.event, r.from_state, r.to_state, r.actor, self.local(r.at), r.reason
+            )
+            for r in records
+        ]
+
+
+__all__ = ["Runtime", "no_programme"]

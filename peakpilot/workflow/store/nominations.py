@@ -1,0 +1,254 @@
+"""Nominations: the ``nominations`` table, each change a compare-and-set on ``version``
+that appends the matching record to the nomination's audit chain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from peakpilot.errors import Conflict, NotFound, Refused, UniqueViolation
+from peakpilot.vocabulary import NOMINATE_EVENT, ROW_ID
+from peakpilot.workflow import audit
+from peakpilot.workflow.store import batches
+from peakpilot.workflow.store.batches import Batches, BatchRecord
+from peakpilot.workflow.store.driver import Statements, placeholders
+from peakpilot.workflow.store.trail import AuditTrail, new_record
+
+COLUMNS = (
+    "id",
+    "batch_id",
+    "province",
+    "kind",
+    "name",
+    "level",
+    "state",
+    "version",
+    "audit_head",
+    "created_at",
+    "updated_at",
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM nominations"
+_WITH_BATCH = (
+    f"SELECT {', '.join('n.' + c for c in COLUMNS)}, "
+    f"{', '.join('b.' + c for c in batches.COLUMNS)} "
+    "FROM nominations n JOIN batches b ON b.id = n.batch_id WHERE n.id = ?"
+)
+_INSERT = f"INSERT INTO nominations ({', '.join(COLUMNS)}) VALUES ({placeholders(len(COLUMNS))})"
+_MOVE = (
+    "UPDATE nominations SET state = ?, version = ?, audit_head = ?, batch_id = ?, "
+    "updated_at = ? WHERE id = ? AND version = ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NominationRecord:
+    """A nomination as stored (times in UTC); the Engine hands out snapshots of it."""
+
+    id: str
+    batch_id: str
+    province: str
+    kind: str
+    name: str
+    level: str
+    state: str
+    version: int
+    audit_head: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Nominations:
+    """The ``nominations`` table; its changes append to the audit trail."""
+
+    def __init__(self, statements: Statements, trail: AuditTrail) -> None:
+        self.sql = statements
+        self.trail = trail
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, nomination_id: str) -> NominationRecord:
+        """The nomination, or NotFound (a malformed id is simply not found)."""
+        return self._record(self._by_id(f"{_SELECT} WHERE id = ?", nomination_id))
+
+    def get_with_batch(self, nomination_id: str) -> tuple[NominationRecord, BatchRecord]:
+        """The nomination and its batch in one statement: every transition reads both (on
+        PostgreSQL a statement is a round trip), or NotFound as :meth:`get`."""
+        row = self._by_id(_WITH_BATCH, nomination_id)
+        split = len(COLUMNS)
+        return self._record(row[:split]), Batches(self.sql).record(row[split:])
+
+    def _by_id(self, statement: str, nomination_id: str) -> Sequence[Any]:
+        row = None
+        if isinstance(nomination_id, str) and ROW_ID.fullmatch(nomination_id):
+            row = self.sql.one(statement, (nomination_id,))
+        if row is None:
+            raise NotFound(f"no nomination {nomination_id!r}: check the id (see `peakpilot list`)")
+        return row
+
+    def list(
+        self, *, state: str | None = None, province: str | None = None, batch: str | None = None
+    ) -> list[NominationRecord]:
+        """Nominations in creation order, filtered by whichever of the three are given."""
+        conditions, params = [], []
+        for column, value in (("state", state), ("province", province), ("batch_id", batch)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return [self._record(row) for row in self.sql.all(f"{_SELECT}{where} ORDER BY id", params)]
+
+    def name_taken(self, batch_id: str, province: str, kind: str, name: str) -> bool:
+        row = self.sql.one(
+            "SELECT 1 FROM nominations "
+            "WHERE batch_id = ? AND province = ? AND kind = ? AND name = ?",
+            (batch_id, province, kind, name),
+        )
+        return row is not None
+
+    def count_in_states(self, batch_id: str, province: str, states: Sequence[str]) -> int:
+        """How many of the province's nominations of the batch are in ``states``."""
+        return self.sql.count(
+            "SELECT count(*) FROM nominations WHERE batch_id = ? AND province = ? "
+            f"AND state IN ({placeholders(len(states))})",
+            (batch_id, province, *states),
+        )
+
+    def names_in_states(self, batch_id: str, states: Sequence[str]) -> list[tuple[str, str]]:
+        """(province, name) of the batch's nominations in ``states``, in creation order."""
+        rows = self.sql.all(
+            "SELECT province, name FROM nominations WHERE batch_id = ? "
+            f"AND state IN ({placeholders(len(states))}) ORDER BY id",
+            (batch_id, *states),
+        )
+        return [(province, name) for province, name in rows]
+
+    def state_counts(self, batch_id: str) -> dict[str, dict[str, int]]:
+        """The batch's nominations per province and state."""
+        counts: dict[str, dict[str, int]] = {}
+        for province, state, count in self.sql.all(
+            "SELECT province, state, count(*) FROM nominations WHERE batch_id = ? "
+            "GROUP BY province, state",
+            (batch_id,),
+        ):
+            counts.setdefault(province, {})[state] = count
+        return counts
+
+    def any_state_outside(self, states: Sequence[str]) -> str | None:
+        """A state some nomination is in that is not one of ``states``, if any."""
+        row = self.sql.one(
+            f"SELECT state FROM nominations WHERE state NOT IN ({placeholders(len(states))}) "
+            "LIMIT 1",
+            tuple(states),
+        )
+        return None if row is None else str(row[0])
+
+    # -- changes --------------------------------------------------------------------------
+
+    def create(self, record: NominationRecord, actor: str) -> None:
+        """Insert a new nomination with the ``nominate`` record that starts its trail.
+        Refused when the batch already has a nomination of that name, kind and province
+        (one written by a concurrent writer included)."""
+        first = new_record(
+            nomination_id=record.id,
+            seq=1,
+            event=NOMINATE_EVENT,
+            from_state=None,
+            to_state=record.state,
+            actor=actor,
+            at=record.created_at,
+            reason=None,
+            batch_id=record.batch_id,
+            prev_hash=audit.GENESIS,
+        )
+        time_in = self.sql.dialect.time_in
+        try:
+            self.sql.execute(
+                _INSERT,
+                (
+                    record.id,
+                    record.batch_id,
+                    record.province,
+                    record.kind,
+                    record.name,
+                    record.level,
+                    record.state,
+                    record.version,
+                    first.hash,
+                    time_in(record.created_at),
+                    time_in(record.updated_at),
+                ),
+            )
+        except UniqueViolation as error:
+            if error.primary_key:
+                raise
+            raise Refused(
+                f"cannot nominate {record.name!r}: {record.province} already has a "
+                f"{record.kind} of that name in batch {record.batch_id}"
+            ) from error
+        self.trail.append([first])
+
+    def move(
+        self,
+        record: NominationRecord,
+        *,
+        event: str,
+        actor: str,
+        at: datetime,
+        reason: str | None,
+        to_state: str,
+        batch_id: str,
+    ) -> None:
+        """Record ``event`` and move the nomination, if nobody moved it since it was read."""
+        version = record.version + 1
+        entry = new_record(
+            nomination_id=record.id,
+            seq=version,
+            event=event,
+            from_state=record.state,
+            to_state=to_state,
+            actor=actor,
+            at=at,
+            reason=reason,
+            batch_id=batch_id,
+            prev_hash=record.audit_head,
+        )
+        moved = self.sql.execute(
+            _MOVE,
+            (
+                to_state,
+                version,
+                entry.hash,
+                batch_id,
+                self.sql.dialect.time_in(at),
+                record.id,
+                record.version,
+            ),
+        )
+        if moved.rowcount != 1:
+            raise Conflict(
+                f"nomination {record.id} was changed by someone else while you fired {event}: "
+                "reload it and try again"
+            )
+        self.trail.append([entry])
+
+    def _record(self, row: Sequence[Any]) -> NominationRecord:
+        time_out = self.sql.dialect.time_out
+        (id_, batch_id, province, kind, name, level, state, version, head, created, updated) = row
+        return NominationRecord(
+            id_,
+            batch_id,
+            province,
+            kind,
+            name,
+            level,
+            state,
+            version,
+            head,
+            time_out(created),
+            time_out(updated),
+        )
+
+
+__all__ = ["COLUMNS", "NominationRecord", "Nominations"]

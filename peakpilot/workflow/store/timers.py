@@ -1,0 +1,164 @@
+"""Durable timers: the ``timers`` table. The database, not the scheduler, remembers what
+is due; ``unique_key`` keeps one timer from existing twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from peakpilot.vocabulary import TimerKind, TimerStatus
+from peakpilot.workflow.store.driver import Statements, placeholders
+
+COLUMNS = (
+    "id",
+    "unique_key",
+    "kind",
+    "due_at",
+    "batch_id",
+    "province",
+    "nomination_id",
+    "payload",
+    "status",
+    "created_at",
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM timers"
+_INSERT = f"INSERT INTO timers ({', '.join(COLUMNS)}) VALUES ({placeholders(len(COLUMNS))})"
+_PENDING = TimerStatus.PENDING.value
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRecord:
+    id: str
+    unique_key: str
+    kind: TimerKind
+    due_at: datetime
+    batch_id: str
+    province: str | None
+    nomination_id: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    status: TimerStatus = TimerStatus.PENDING
+    created_at: datetime | None = None
+
+
+class Timers:
+    """The ``timers`` table."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.sql = statements
+
+    def add(self, timers: Iterable[TimerRecord]) -> None:
+        time_in = self.sql.dialect.time_in
+        self.sql.execute_many(
+            _INSERT,
+            [
+                (
+                    t.id,
+                    t.unique_key,
+                    t.kind.value,
+                    time_in(t.due_at),
+                    t.batch_id,
+                    t.province,
+                    t.nomination_id,
+                    json.dumps(t.payload),
+                    t.status.value,
+                    time_in(t.created_at or t.due_at),
+                )
+                for t in timers
+            ],
+        )
+
+    def next_due(self, now: datetime) -> TimerRecord | None:
+        """The earliest due pending timer, locked; one another process holds is skipped
+        (PostgreSQL; SQLite's write lock already serialises)."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.sql.dialect.name == "postgresql" else ""
+        row = self.sql.one(
+            f"{_SELECT} WHERE status = ? AND due_at <= ? ORDER BY due_at, id LIMIT 1{lock}",
+            (_PENDING, self.sql.dialect.time_in(now)),
+        )
+        return None if row is None else self._record(row)
+
+    def finish(self, timer_id: str, now: datetime) -> None:
+        self._end(timer_id, TimerStatus.DONE, now)
+
+    def _end(self, timer_id: str, status: TimerStatus, now: datetime) -> None:
+        self.sql.execute(
+            "UPDATE timers SET status = ?, done_at = ? WHERE id = ?",
+            (status.value, self.sql.dialect.time_in(now), timer_id),
+        )
+
+    def cancel_reminders(self, batch_id: str, now: datetime) -> None:
+        """A batch's pending reminders, which nothing should send any more."""
+        self.sql.execute(
+            "UPDATE timers SET status = ?, done_at = ? WHERE batch_id = ? AND kind = ? "
+            "AND status = ?",
+            (
+                TimerStatus.CANCELLED.value,
+                self.sql.dialect.time_in(now),
+                batch_id,
+                TimerKind.REMINDER.value,
+                _PENDING,
+            ),
+        )
+
+    def later_due_reminder(self, batch_id: str, due_at: datetime, now: datetime) -> bool:
+        """Whether another reminder of the batch, due after ``due_at``, is due too."""
+        time_in = self.sql.dialect.time_in
+        row = self.sql.one(
+            "SELECT 1 FROM timers WHERE batch_id = ? AND kind = ? AND status = ? "
+            "AND due_at > ? AND due_at <= ? LIMIT 1",
+            (batch_id, TimerKind.REMINDER.value, _PENDING, time_in(due_at), time_in(now)),
+        )
+        return row is not None
+
+    def pending(
+        self,
+        *,
+        batch: str | None = None,
+        nomination: str | None = None,
+        kinds: Sequence[TimerKind] = (),
+    ) -> list[TimerRecord]:
+        """Pending timers in due order, of one batch, one nomination or all."""
+        conditions, params = ["status = ?"], [_PENDING]
+        for column, value in (("batch_id", batch), ("nomination_id", nomination)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if kinds:
+            conditions.append(f"kind IN ({placeholders(len(kinds))})")
+            params.extend(kind.value for kind in kinds)
+        rows = self.sql.all(
+            f"{_SELECT} WHERE {' AND '.join(conditions)} ORDER BY due_at, id", params
+        )
+        return [self._record(row) for row in rows]
+
+    def next_due_at(self) -> datetime | None:
+        row = self.sql.one("SELECT min(due_at) FROM timers WHERE status = ?", (_PENDING,))
+        return None if row is None else self.sql.dialect.maybe_time_out(row[0])
+
+    def reschedule(self, timer_id: str, due_at: datetime) -> None:
+        self.sql.execute(
+            "UPDATE timers SET due_at = ? WHERE id = ?",
+            (self.sql.dialect.time_in(due_at), timer_id),
+        )
+
+    def _record(self, row: Sequence[Any]) -> TimerRecord:
+        time_out = self.sql.dialect.time_out
+        id_, key, kind, due_at, batch_id, province, nomination_id, payload, status, created = row
+        return TimerRecord(
+            id_,
+            key,
+            TimerKind(kind),
+            time_out(due_at),
+            batch_id,
+            province,
+            nomination_id,
+            json.loads(payload),
+            TimerStatus(status),
+            time_out(created),
+        )
+
+
+__all__ = ["COLUMNS", "TimerRecord", "Timers"]

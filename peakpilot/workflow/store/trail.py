@@ -1,0 +1,122 @@
+"""The audit trail's table: appending records, reading one nomination's history, and
+streaming every chain for verification. Append-only: nothing here updates a record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from peakpilot.workflow import audit
+from peakpilot.workflow.store.driver import Statements, placeholders
+
+COLUMNS = (
+    "nomination_id",
+    "seq",
+    "event",
+    "from_state",
+    "to_state",
+    "actor",
+    "at",
+    "reason",
+    "batch_id",
+    "prev_hash",
+    "hash",
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
+_INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({placeholders(len(COLUMNS))})"
+_STREAMED = 5_000  # records fetched at a time while verifying
+
+
+def new_record(
+    *,
+    nomination_id: str,
+    seq: int,
+    event: str,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    at: datetime,
+    reason: str | None,
+    batch_id: str,
+    prev_hash: str,
+) -> audit.ChainRecord:
+    """The next record of a nomination's chain, its hash computed."""
+    content = {
+        "nomination_id": nomination_id,
+        "seq": seq,
+        "event": event,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": actor,
+        "at": at,
+        "reason": reason,
+        "batch_id": batch_id,
+        "prev_hash": prev_hash,
+    }
+    return audit.ChainRecord(**content, hash=audit.record_hash(**content))
+
+
+class AuditTrail:
+    """The ``audit_records`` table."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.sql = statements
+
+    def append(self, records: Sequence[audit.ChainRecord]) -> None:
+        time_in = self.sql.dialect.time_in
+        self.sql.execute_many(
+            _INSERT,
+            [
+                (
+                    r.nomination_id,
+                    r.seq,
+                    r.event,
+                    r.from_state,
+                    r.to_state,
+                    r.actor,
+                    time_in(r.at),
+                    r.reason,
+                    r.batch_id,
+                    r.prev_hash,
+                    r.hash,
+                )
+                for r in records
+            ],
+        )
+
+    def history(self, nomination_id: str) -> list[audit.ChainRecord]:
+        """One nomination's records, oldest first."""
+        rows = self.sql.all(f"{_SELECT} WHERE nomination_id = ? ORDER BY seq", (nomination_id,))
+        return [self._record(row) for row in rows]
+
+    def chain_heads(self) -> list[audit.ChainHead]:
+        rows = self.sql.all("SELECT id, state, audit_head FROM nominations ORDER BY id")
+        return [audit.ChainHead(*row) for row in rows]
+
+    def chain_records(self) -> Iterator[audit.ChainRecord]:
+        """Every record in chain order (nomination, seq), fetched a few thousand at a time
+        (on PostgreSQL through a server-side cursor, so memory stays flat)."""
+        statement = self.sql.dialect.sql(f"{_SELECT} ORDER BY nomination_id, seq")
+        driver = self.sql.connection.driver_connection
+        if self.sql.dialect.name == "postgresql":
+            cursor = driver.cursor(name="peakpilot_audit_chain")  # type: ignore[union-attr]
+        else:
+            cursor = self.sql.connection.cursor()
+        try:
+            cursor.execute(statement)
+            while rows := cursor.fetchmany(_STREAMED):
+                for row in rows:
+                    yield self._record(row)
+        finally:
+            cursor.close()
+
+    def count(self) -> int:
+        return self.sql.count("SELECT count(*) FROM audit_records")
+
+    def _record(self, row: Sequence[object]) -> audit.ChainRecord:
+        values = list(row)
+        values[6] = self.sql.dialect.time_out(values[6])
+        return audit.ChainRecord(*values)  # type: ignore[arg-type]
+
+
+__all__ = ["COLUMNS", "AuditTrail", "new_record"]

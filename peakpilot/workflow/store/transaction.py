@@ -1,0 +1,73 @@
+"""One transaction's repositories: each aggregate's statements in one module, composed
+here and handed out by ``Database.transaction`` (:mod:`peakpilot.workflow.store.database`).
+
+A repository holds no state but the transaction's statements: the Engine asks the
+transaction for the ones it needs (``tx.nominations.get(...)``), and every table is
+written by exactly one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cached_property
+
+from peakpilot.workflow.store.batches import Batches
+from peakpilot.workflow.store.driver import SqlDialect, Statements
+from peakpilot.workflow.store.idempotency import RememberedCalls
+from peakpilot.workflow.store.lapses import Lapses
+from peakpilot.workflow.store.nominations import Nominations
+from peakpilot.workflow.store.outbox import Outbox
+from peakpilot.workflow.store.programs import Programs
+from peakpilot.workflow.store.timers import Timers
+from peakpilot.workflow.store.trail import AuditTrail
+
+# called in a lapse chunk after its locking read, with the ids read (a test's fault hook)
+LapseProbe = Callable[["Transaction", Sequence[str]], None]
+
+
+class Transaction:
+    """The repositories of one transaction, made as they are first asked for."""
+
+    def __init__(self, statements: Statements, after_lapse_read: LapseProbe | None = None) -> None:
+        self.statements = statements
+        self._after_lapse_read = after_lapse_read
+
+    @property
+    def dialect(self) -> SqlDialect:
+        return self.statements.dialect
+
+    @cached_property
+    def trail(self) -> AuditTrail:
+        return AuditTrail(self.statements)
+
+    @cached_property
+    def nominations(self) -> Nominations:
+        return Nominations(self.statements, self.trail)
+
+    @cached_property
+    def lapses(self) -> Lapses:
+        probe = self._after_lapse_read
+        return Lapses(self.statements, None if probe is None else lambda ids: probe(self, ids))
+
+    @cached_property
+    def batches(self) -> Batches:
+        return Batches(self.statements)
+
+    @cached_property
+    def timers(self) -> Timers:
+        return Timers(self.statements)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.statements)
+
+    @cached_property
+    def programs(self) -> Programs:
+        return Programs(self.statements)
+
+    @cached_property
+    def remembered(self) -> RememberedCalls:
+        return RememberedCalls(self.statements)
+
+
+__all__ = ["LapseProbe", "Transaction"]

@@ -1,153 +1,35 @@
-"""The programme definition: loaded from YAML, validated, then immutable.
+"""The programme definition: validated once, then immutable, stored compiled.
 
 Everything the engine enforces (states, events, roles, guards, provinces, quotas, the
 deadline) comes from a programme file, so a follow-up batch or another programme is a new
-file rather than new code. A broken file is refused at load with a message that names the
-offending item and its line, because the person fixing it is looking at the file.
+file rather than new code. A file is validated when it is loaded
+(:mod:`peakpilot.config.program_file`, with pydantic and PyYAML); ``init`` then stores the
+result as JSON (:meth:`Program.to_compiled`), which every other process rebuilds without
+validating it again (:meth:`Program.from_compiled`). This module imports neither pydantic
+nor PyYAML, so a short read-only command does not pay for them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
-
-from peakpilot.config.facts import ProgramFacts
-from peakpilot.config.yaml_lines import line_of, load_yaml
 from peakpilot.errors import ConfigError, InvalidInput
-from peakpilot.states.guards import GUARDS
 
-SHIPPED_PROGRAM = "carbon_peak_2023.yaml"
-# The notices the scheduler's work sends; the programme says who receives each.
-TIMER_NOTICE_KINDS = ("reminder", "shortfall", "deadline_summary", "batch_opened", "milestone")
+if TYPE_CHECKING:
+    from peakpilot.config.facts import ProgramFacts
+
 RoleScope = Literal["national", "province", "system"]
-
-
-# --- the file's shape (parsed by pydantic, then checked as a whole) -------------------
-
-
-def _instant(value: Any) -> Any:
-    """An instant needs an offset: YAML turns an unquoted timestamp into a datetime (or a
-    bare day into a date), and anything without an offset is ambiguous."""
-    if isinstance(value, date) and not isinstance(value, datetime):
-        raise ValueError(
-            f"{value.isoformat()} is a day, not an instant: write it like 2023-11-15T00:00:00+08:00"
-        )
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not an ISO 8601 instant, e.g. 2023-11-15T00:00:00+08:00"
-            ) from None
-    if isinstance(value, datetime) and value.utcoffset() is None:
-        raise ValueError(
-            f"{value.isoformat()} has no UTC offset: write it like 2023-11-15T00:00:00+08:00"
-        )
-    return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class _Named(_Strict):
-    zh_cn: str = Field(alias="zh-CN", min_length=1)
-    en: str = Field(min_length=1)
-
-
-class _ProvinceFile(_Named):
-    code: str = Field(pattern=r"^\d{6}$")
-
-
-class _KindFile(_Named):
-    rule: str = Field(min_length=1)
-    levels: dict[str, Literal["eligible", "ineligible"]] = Field(min_length=1)
-
-
-class _RoleFile(_Named):
-    scope: RoleScope
-
-
-class _StateFile(_Strict):
-    initial: bool = False
-    final: bool = False
-
-
-class _NoticeFile(_Strict):
-    kind: str = Field(pattern=r"^[a-z][a-z_]*$")
-    to: list[str] = Field(min_length=1)
-
-
-class _TransitionFile(_Strict):
-    event: str = Field(pattern=r"^[a-z][a-z_]*$")
-    sources: list[str] = Field(alias="from", min_length=1)
-    dest: str = Field(alias="to")
-    roles: list[str] = Field(min_length=1)
-    guards: list[str] = []
-    notice: _NoticeFile | None = None
-
-
-class _MilestoneFile(_Named):
-    year: StrictInt
-    at: datetime
-    notice_days: StrictInt = Field(ge=0)
-
-    _check_at = field_validator("at", mode="before")(lambda cls, v: _instant(v))
-
-
-class _OpenBatchFile(_Strict):
-    roles: list[str] = Field(min_length=1)
-
-
-class _NominateFile(_Strict):
-    roles: list[str] = Field(min_length=1)
-    guards: list[str] = []
-
-
-class _BatchFile(_Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    deadline: datetime
-    reminder_days: list[StrictInt] = [14, 7, 1]
-    quotas: dict[str, StrictInt] = Field(min_length=1)
-
-    _check_deadline = field_validator("deadline", mode="before")(lambda cls, v: _instant(v))
-
-    @field_validator("reminder_days")
-    @classmethod
-    def _positive_days(cls, days: list[int]) -> list[int]:
-        if any(day < 1 for day in days):
-            raise ValueError("reminder days must be whole days of 1 or more before the deadline")
-        return days
-
-
-class _ProgramFile(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,63}$")
-    title: _Named
-    timezone: str
-    first_batch: _BatchFile
-    provinces: dict[str, _ProvinceFile] = Field(min_length=1)
-    kinds: dict[str, _KindFile] = Field(min_length=1)
-    roles: dict[str, _RoleFile] = Field(min_length=1)
-    nominate: _NominateFile
-    open_batch: _OpenBatchFile
-    timer_notices: dict[str, list[str]] = {}
-    milestone_event: str | None = None
-    milestones: list[_MilestoneFile] = []
-    quota_counts: list[str] = Field(min_length=1)
-    states: dict[str, _StateFile] = Field(min_length=2)
-    transitions: list[_TransitionFile] = Field(min_length=1)
-
-
-# --- the validated, immutable programme ----------------------------------------------
+# The version of the JSON written by Program.to_compiled: a stored programme in another
+# format is refused, never half-read.
+COMPILED_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -223,7 +105,8 @@ class Milestone:
 
 @dataclass(frozen=True)
 class Program:
-    """A validated programme. Build one with :func:`load_program` or :func:`parse_program`."""
+    """A validated programme. Build one with :func:`load_program` or :func:`parse_program`
+    from a file, or with :meth:`from_compiled` from what ``init`` stored."""
 
     id: str
     title: Names
@@ -253,6 +136,8 @@ class Program:
     @cached_property
     def facts(self) -> ProgramFacts:
         """What the read-only views need, stored beside the text by ``init``."""
+        from peakpilot.config.facts import ProgramFacts
+
         return ProgramFacts(
             id=self.id,
             timezone_name=self.timezone.key,
@@ -300,231 +185,200 @@ class Program:
             raise InvalidInput(f"unknown state {text!r}: use one of {', '.join(self.states)}")
         return text
 
+    def to_compiled(self) -> str:
+        """This programme as JSON that :meth:`from_compiled` turns back into an equal one.
+
+        ``init`` stores it, so that later processes skip parsing and validating the file.
+        The output is deterministic (the same programme gives the same text) and keeps
+        the programme's order of provinces, states and transitions, the UTC offsets its
+        instants were written with, and the source text with its digest.
+        """
+        batch = self.first_batch
+        document = {
+            "format": COMPILED_FORMAT,
+            "id": self.id,
+            "title": _names_out(self.title),
+            "timezone": self.timezone.key,
+            "first_batch": {
+                "id": batch.id,
+                "deadline_at": batch.deadline_at.isoformat(),
+                "reminder_days": list(batch.reminder_days),
+                "quotas": dict(batch.quotas),
+            },
+            "provinces": {
+                slug: {"code": p.code, "names": _names_out(p.names)}
+                for slug, p in self.provinces.items()
+            },
+            "kinds": {
+                slug: {"names": _names_out(k.names), "rule": k.rule, "levels": dict(k.levels)}
+                for slug, k in self.kinds.items()
+            },
+            "roles": {
+                slug: {"scope": r.scope, "names": _names_out(r.names)}
+                for slug, r in self.roles.items()
+            },
+            "nominate_roles": list(self.nominate_roles),
+            "nominate_guards": list(self.nominate_guards),
+            "open_batch_roles": list(self.open_batch_roles),
+            "timer_notices": {kind: list(roles) for kind, roles in self.timer_notices.items()},
+            "milestone_event": self.milestone_event,
+            "milestones": [
+                {
+                    "year": m.year,
+                    "at": m.at.isoformat(),
+                    "notice_before": _duration_out(m.notice_before),
+                    "objective": _names_out(m.objective),
+                }
+                for m in self.milestones
+            ],
+            "quota_counts": list(self.quota_counts),
+            "states": list(self.states),
+            "initial_state": self.initial_state,
+            "final_states": sorted(self.final_states),
+            "transitions": [
+                {
+                    "event": t.event,
+                    "sources": list(t.sources),
+                    "dest": t.dest,
+                    "roles": list(t.roles),
+                    "guards": list(t.guards),
+                    "notice": None
+                    if t.notice is None
+                    else {"kind": t.notice.kind, "to": list(t.notice.to)},
+                }
+                for t in self.transitions
+            ],
+            "sha256": self.digest,
+            "source": self.source,
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_compiled(cls, text: str) -> Program:
+        """The programme that :meth:`to_compiled` wrote, rebuilt without validation.
+
+        The text is derived data written by ``init`` after the file was validated, so it
+        is trusted: checking it again would need pydantic, the cost this form avoids. Only
+        its format and its digest are checked, which tells an unknown format, or a text
+        edited or cut short in the database, from a programme.
+        """
+        try:
+            data = json.loads(text)
+            found = data.get("format")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"the stored programme is not a compiled programme ({exc}): run init again"
+            ) from exc
+        if found != COMPILED_FORMAT or isinstance(found, bool):
+            raise ConfigError(
+                f"the stored programme is in compiled format {found!r}, and this peakpilot "
+                f"reads format {COMPILED_FORMAT}: run init again with this version"
+            )
+        try:
+            program = cls._from_document(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"the stored programme is damaged ({type(exc).__name__}: {exc}): run init again"
+            ) from exc
+        if program.digest != data.get("sha256"):
+            raise ConfigError("the stored programme does not match its digest: run init again")
+        return program
+
+    @classmethod
+    def _from_document(cls, data: dict[str, Any]) -> Program:
+        batch = data["first_batch"]
+        return cls(
+            id=data["id"],
+            title=_names_in(data["title"]),
+            timezone=ZoneInfo(data["timezone"]),
+            first_batch=BatchSpec(
+                id=batch["id"],
+                deadline_at=datetime.fromisoformat(batch["deadline_at"]),
+                reminder_days=tuple(batch["reminder_days"]),
+                quotas=dict(batch["quotas"]),
+            ),
+            provinces={
+                slug: Province(slug=slug, code=p["code"], names=_names_in(p["names"]))
+                for slug, p in data["provinces"].items()
+            },
+            kinds={
+                slug: Kind(
+                    slug=slug, names=_names_in(k["names"]), rule=k["rule"], levels=dict(k["levels"])
+                )
+                for slug, k in data["kinds"].items()
+            },
+            roles={
+                slug: Role(slug=slug, scope=r["scope"], names=_names_in(r["names"]))
+                for slug, r in data["roles"].items()
+            },
+            nominate_roles=tuple(data["nominate_roles"]),
+            nominate_guards=tuple(data["nominate_guards"]),
+            open_batch_roles=tuple(data["open_batch_roles"]),
+            timer_notices={kind: tuple(roles) for kind, roles in data["timer_notices"].items()},
+            milestone_event=data["milestone_event"],
+            milestones=tuple(
+                Milestone(
+                    year=m["year"],
+                    at=datetime.fromisoformat(m["at"]),
+                    notice_before=timedelta(**m["notice_before"]),
+                    objective=_names_in(m["objective"]),
+                )
+                for m in data["milestones"]
+            ),
+            quota_counts=tuple(data["quota_counts"]),
+            states=tuple(data["states"]),
+            initial_state=data["initial_state"],
+            final_states=frozenset(data["final_states"]),
+            transitions=tuple(
+                Transition(
+                    event=t["event"],
+                    sources=tuple(t["sources"]),
+                    dest=t["dest"],
+                    roles=tuple(t["roles"]),
+                    guards=tuple(t["guards"]),
+                    notice=None
+                    if t["notice"] is None
+                    else NoticeSpec(kind=t["notice"]["kind"], to=tuple(t["notice"]["to"])),
+                )
+                for t in data["transitions"]
+            ),
+            source=data["source"],
+        )
+
+
+def _names_out(names: Names) -> dict[str, str]:
+    return {"zh_cn": names.zh_cn, "en": names.en}
+
+
+def _names_in(data: dict[str, str]) -> Names:
+    return Names(zh_cn=data["zh_cn"], en=data["en"])
+
+
+def _duration_out(delta: timedelta) -> dict[str, int]:
+    """A timedelta by its own normalised parts, so that it comes back exactly."""
+    return {"days": delta.days, "seconds": delta.seconds, "microseconds": delta.microseconds}
+
 
 def load_program(path: str | Path | None = None) -> Program:
-    """Load and validate a programme file; ``None`` loads the shipped 2023 programme."""
-    if path is None:
-        source = (
-            resources.files("peakpilot.config.programs")
-            .joinpath(SHIPPED_PROGRAM)
-            .read_text(encoding="utf-8")
-        )
-        return parse_program(source, SHIPPED_PROGRAM)
-    path = Path(path)
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ConfigError(f"cannot read programme file {path}: {exc}") from exc
-    return parse_program(source, str(path))
+    """Load and validate a programme file; ``None`` loads the shipped 2023 programme.
+
+    The validator (pydantic, PyYAML) is imported here, on first use, so that importing
+    this module stays cheap for the processes that only rebuild a stored programme.
+    """
+    from peakpilot.config import program_file
+
+    return program_file.load(path)
 
 
 def parse_program(source: str, where: str = "<programme>") -> Program:
     """Validate programme text; raise :class:`ConfigError` naming the item and its line."""
-    document, root = load_yaml(source, where, what="programme")
-    try:
-        raw = _ProgramFile.model_validate(document)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(
-            f"{where}{line_of(root, loc)}: {_dotted(loc) or 'programme'}: {message}"
-        ) from None
-    problems = list(_semantic_problems(raw))
-    if problems:
-        loc, message = problems[0]
-        raise ConfigError(f"{where}{line_of(root, loc)}: {_dotted(loc)}: {message}")
-    return _build(raw, source)
+    from peakpilot.config import program_file
 
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _semantic_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    """Yield (location, problem) for every rule a single field cannot check on its own."""
-    try:
-        ZoneInfo(raw.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        yield ("timezone",), f"unknown time zone {raw.timezone!r} (use an IANA name)"
-
-    codes: dict[str, str] = {}
-    for slug, province in raw.provinces.items():
-        if slug != slug.lower():
-            yield ("provinces", slug), "province slugs are lower case"
-        if province.code in codes:
-            yield (
-                ("provinces", slug, "code"),
-                f"code {province.code} is also {codes[province.code]}",
-            )
-        codes[province.code] = slug
-
-    batch = raw.first_batch
-    for slug, quota in batch.quotas.items():
-        if slug not in raw.provinces:
-            yield ("first_batch", "quotas", slug), f"quota for unknown province {slug!r}"
-        elif quota < 1:
-            yield ("first_batch", "quotas", slug), f"quota {quota} is not a positive number"
-
-    for slug, kind in raw.kinds.items():
-        if not any(value == "eligible" for value in kind.levels.values()):
-            yield ("kinds", slug, "levels"), "no level is eligible"
-
-    for index, state in enumerate(raw.quota_counts):
-        if state not in raw.states:
-            yield ("quota_counts", index), f"unknown state {state!r}"
-
-    initial = [name for name, state in raw.states.items() if state.initial]
-    if len(initial) != 1:
-        yield ("states",), f"exactly one state must be initial, found {len(initial)}"
-
-    yield from _role_and_guard_problems(
-        raw.roles, ("nominate",), raw.nominate.roles, raw.nominate.guards
-    )
-    yield from _role_and_guard_problems(raw.roles, ("open_batch",), raw.open_batch.roles, ())
-    known = ", ".join(TIMER_NOTICE_KINDS)
-    for notice_kind, roles in raw.timer_notices.items():
-        if notice_kind not in TIMER_NOTICE_KINDS:
-            yield ("timer_notices", notice_kind), f"unknown timer notice {notice_kind!r} ({known})"
-        for role in roles:
-            if raw.roles.get(role, _SYSTEM_ROLE).scope == "system":
-                yield ("timer_notices", notice_kind), f"{role!r} cannot receive notices"
-    if raw.milestones and raw.milestone_event not in {t.event for t in raw.transitions}:
-        yield ("milestone_event",), "name the event that starts the milestone timers"
-    years = [m.year for m in raw.milestones]
-    if len(set(years)) != len(years):
-        yield ("milestones",), "a milestone year is given twice"
-    seen_pairs: set[tuple[str, str]] = set()
-    for index, transition in enumerate(raw.transitions):
-        loc: tuple[str | int, ...] = ("transitions", index)
-        for state in [*transition.sources, transition.dest]:
-            if state not in raw.states:
-                where = "to" if state == transition.dest else "from"
-                yield (*loc, where), f"unknown state {state!r} in event {transition.event}"
-        for source in transition.sources:
-            if raw.states.get(source, _StateFile()).final:
-                yield (*loc, "from"), f"{source} is final: no event may leave it"
-            if (transition.event, source) in seen_pairs:
-                yield (*loc, "from"), f"{transition.event} from {source} is declared twice"
-            seen_pairs.add((transition.event, source))
-        yield from _role_and_guard_problems(raw.roles, loc, transition.roles, transition.guards)
-        if transition.notice is not None:
-            for role in transition.notice.to:
-                if raw.roles.get(role, _SYSTEM_ROLE).scope == "system":
-                    yield (*loc, "notice", "to"), f"{role!r} cannot receive notices"
-
-    declared = all(s in raw.states for t in raw.transitions for s in (*t.sources, t.dest))
-    if len(initial) == 1 and declared:
-        yield from _reachability_problems(raw, initial[0])
-
-
-def _role_and_guard_problems(
-    roles: Mapping[str, _RoleFile],
-    loc: tuple[str | int, ...],
-    used_roles: Sequence[str],
-    guards: Sequence[str],
-) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    for role in used_roles:
-        if role not in roles:
-            yield (*loc, "roles"), f"unknown role {role!r} (declared: {', '.join(roles)})"
-    for guard in guards:
-        if guard not in GUARDS:
-            yield (*loc, "guards"), f"unknown guard {guard!r} (known: {', '.join(GUARDS)})"
-
-
-def _reachability_problems(
-    raw: _ProgramFile, initial: str
-) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    successors: dict[str, set[str]] = {state: set() for state in raw.states}
-    for transition in raw.transitions:
-        for source in transition.sources:
-            successors[source].add(transition.dest)
-    reached, frontier = {initial}, [initial]
-    while frontier:
-        for nxt in successors[frontier.pop()] - reached:
-            reached.add(nxt)
-            frontier.append(nxt)
-    for name, state in raw.states.items():
-        if name not in reached:
-            yield ("states", name), f"state {name} cannot be reached from {initial}"
-        elif not state.final and not successors[name]:
-            yield ("states", name), f"state {name} is not final but no event leaves it"
-
-
-_SYSTEM_ROLE = _RoleFile.model_validate({"zh-CN": "-", "en": "-", "scope": "system"})
-
-
-def _names(raw: _Named) -> Names:
-    return Names(zh_cn=raw.zh_cn, en=raw.en)
-
-
-def _build(raw: _ProgramFile, source: str) -> Program:
-    batch = raw.first_batch
-    return Program(
-        id=raw.id,
-        title=_names(raw.title),
-        timezone=ZoneInfo(raw.timezone),
-        first_batch=BatchSpec(
-            id=batch.id,
-            deadline_at=batch.deadline,
-            reminder_days=tuple(sorted(set(batch.reminder_days), reverse=True)),
-            quotas=dict(batch.quotas),
-        ),
-        provinces={
-            slug: Province(slug=slug, code=p.code, names=_names(p))
-            for slug, p in raw.provinces.items()
-        },
-        kinds={
-            slug: Kind(
-                slug=slug,
-                names=_names(k),
-                rule=k.rule,
-                levels={level: verdict == "eligible" for level, verdict in k.levels.items()},
-            )
-            for slug, k in raw.kinds.items()
-        },
-        roles={
-            slug: Role(slug=slug, scope=r.scope, names=_names(r)) for slug, r in raw.roles.items()
-        },
-        nominate_roles=tuple(raw.nominate.roles),
-        nominate_guards=tuple(raw.nominate.guards),
-        open_batch_roles=tuple(raw.open_batch.roles),
-        timer_notices={kind: tuple(roles) for kind, roles in raw.timer_notices.items()},
-        milestone_event=raw.milestone_event,
-        milestones=tuple(
-            Milestone(
-                year=m.year,
-                at=m.at,
-                notice_before=timedelta(days=m.notice_days),
-                objective=_names(m),
-            )
-            for m in raw.milestones
-        ),
-        quota_counts=tuple(raw.quota_counts),
-        states=tuple(raw.states),
-        initial_state=next(name for name, s in raw.states.items() if s.initial),
-        final_states=frozenset(name for name, s in raw.states.items() if s.final),
-        transitions=tuple(
-            Transition(
-                event=t.event,
-                sources=tuple(t.sources),
-                dest=t.dest,
-                roles=tuple(t.roles),
-                guards=tuple(t.guards),
-                notice=None
-                if t.notice is None
-                else NoticeSpec(kind=t.notice.kind, to=tuple(t.notice.to)),
-            )
-            for t in raw.transitions
-        ),
-        source=source,
-    )
+    return program_file.parse(source, where)
 
 
 __all__ = [
+    "COMPILED_FORMAT",
     "BatchSpec",
     "Kind",
     "Milestone",
@@ -533,6 +387,7 @@ __all__ = [
     "Program",
     "Province",
     "Role",
+    "RoleScope",
     "Transition",
     "load_program",
     "parse_program",

@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from peakpilot.errors import ConfigError, InvalidInput
-
-if TYPE_CHECKING:
-    from peakpilot.config.facts import ProgramFacts
 
 RoleScope = Literal["national", "province", "system"]
 # The version of the JSON written by Program.to_compiled: a stored programme in another
@@ -132,19 +129,6 @@ class Program:
     def digest(self) -> str:
         """SHA-256 of the source text: tells whether a stored programme changed."""
         return hashlib.sha256(self.source.encode()).hexdigest()
-
-    @cached_property
-    def facts(self) -> ProgramFacts:
-        """What the read-only views need, stored beside the text by ``init``."""
-        from peakpilot.config.facts import ProgramFacts
-
-        return ProgramFacts(
-            id=self.id,
-            timezone_name=self.timezone.key,
-            provinces=tuple(self.provinces),
-            states=self.states,
-            quota_counts=self.quota_counts,
-        )
 
     @cached_property
     def events(self) -> tuple[str, ...]:

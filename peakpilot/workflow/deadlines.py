@@ -14,8 +14,9 @@ from peakpilot.clock import require_instant
 from peakpilot.errors import InvalidInput
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import TickReport, TimerOutcome
+from peakpilot.workflow.store.lapses import LAPSE_CHUNK
 from peakpilot.workflow.store.transaction import Transaction
-from peakpilot.workflow.timers import LAPSE_CHUNK, LapseMemory, TimerWork
+from peakpilot.workflow.timers import LapseMemory, TimerWork
 
 
 class Deadlines:

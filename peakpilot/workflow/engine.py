@@ -6,7 +6,8 @@ A thin layer over four parts with one job each: :mod:`~peakpilot.workflow.comman
 :mod:`~peakpilot.workflow.delivery` (what goes out). They share a
 :class:`~peakpilot.workflow.runtime.Runtime`: the database, the clock and the stored
 programme, each part built when a call first needs it, so that a read never imports the
-state machine or the templates.
+state machine or the templates (the parts that need them are imported by their first
+call).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import builtins
 import threading
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,8 +26,6 @@ import sqlalchemy as sa
 from peakpilot.clock import Clock, SystemClock
 from peakpilot.config.program import Program, load_program
 from peakpilot.states.actors import Actor
-from peakpilot.workflow.commands import Commands
-from peakpilot.workflow.deadlines import Deadlines
 from peakpilot.workflow.queries import Queries
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import (
@@ -41,11 +41,13 @@ from peakpilot.workflow.snapshots import (
     Timer,
 )
 from peakpilot.workflow.store.database import Database, StoreHooks, create_engine
-from peakpilot.workflow.timers import LAPSE_CHUNK
+from peakpilot.workflow.store.lapses import LAPSE_CHUNK
 
 if TYPE_CHECKING:
     from peakpilot.notifications.channels import Channel
     from peakpilot.notifications.contacts import Contacts
+    from peakpilot.workflow.commands import Commands
+    from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
 
 
@@ -78,9 +80,7 @@ class Engine:
             templates_dir=templates_dir,
             template_cache_dir=template_cache_dir,
         )
-        self._commands = Commands(self._runtime)
         self._queries = Queries(self._runtime)
-        self._deadlines = Deadlines(self._runtime)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -290,6 +290,18 @@ class Engine:
         """Compile every template the programme's notices need; refuse a missing or
         broken one now (``init`` and the daemon's start do), not when a notice is due."""
         self._runtime.notifier.check_templates()
+
+    @cached_property
+    def _commands(self) -> Commands:
+        from peakpilot.workflow.commands import Commands
+
+        return Commands(self._runtime)
+
+    @cached_property
+    def _deadlines(self) -> Deadlines:
+        from peakpilot.workflow.deadlines import Deadlines
+
+        return Deadlines(self._runtime)
 
     def _delivery(self) -> Delivery:
         from peakpilot.workflow.delivery import Delivery  # the channels load only here

@@ -28,12 +28,10 @@ from peakpilot.vocabulary import LAPSE_EVENT, SYSTEM, TimerKind
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.snapshots import TimerOutcome
 from peakpilot.workflow.store.batches import BatchRecord
-from peakpilot.workflow.store.lapses import Lapsed
+from peakpilot.workflow.store.lapses import LAPSE_CHUNK, Lapsed
 from peakpilot.workflow.store.nominations import NominationRecord
 from peakpilot.workflow.store.timers import TimerRecord
 from peakpilot.workflow.store.transaction import Transaction
-
-LAPSE_CHUNK = 5_000  # the most nominations one transaction of a deadline's lapse moves
 
 
 @dataclass(frozen=True, slots=True)

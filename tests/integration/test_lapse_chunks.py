@@ -21,9 +21,9 @@ from peakpilot.workflow import audit
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.snapshots import TickReport
 from peakpilot.workflow.store.database import StoreHooks
+from peakpilot.workflow.store.lapses import LAPSE_CHUNK
 from peakpilot.workflow.store.transaction import Transaction
 from peakpilot.workflow.tables import AuditRecordRow, NominationRow
-from peakpilot.workflow.timers import LAPSE_CHUNK
 from tests.conftest import BEFORE_DEADLINE, DEADLINE
 
 SEEDED = ("hebei", "shanxi", "jiangsu")

@@ -17,6 +17,7 @@ from peakpilot.errors import Conflict
 from peakpilot.workflow import audit
 from peakpilot.workflow.store.driver import Statements, placeholders
 
+LAPSE_CHUNK = 5_000  # the most nominations one transaction of a deadline's lapse moves
 # a nomination a chunk moves, as read: id, state, version, head, province, kind, name
 _Locked = tuple[str, str, int, str, str, str, str]
 # and as it moves: id, version read, state read, previous head, new head
@@ -186,4 +187,4 @@ class Lapses:
         return sorted(map(Lapsed._make, rows))
 
 
-__all__ = ["Lapsed", "Lapses"]
+__all__ = ["LAPSE_CHUNK", "Lapsed", "Lapses"]

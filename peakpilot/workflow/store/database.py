@@ -203,8 +203,7 @@ class Database:
         except self.sql.error as error:
             raise translate(error, self.sql, connection) from error
 
-    @staticmethod
-    def _end(connection: PoolProxiedConnection, *, commit: bool) -> None:
+    def _end(self, connection: PoolProxiedConnection, *, commit: bool) -> None:
         """Commit the transaction (a writer's), or roll it back (a reader's)."""
         if commit:
             connection.commit()

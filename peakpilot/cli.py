@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from peakpilot.clock import Clock
     from peakpilot.config.settings import Settings
     from peakpilot.workflow.engine import Engine
     from peakpilot.workflow.snapshots import Nomination
@@ -134,12 +135,15 @@ def _settings() -> Settings:
     return load_settings(database_url=options.db, now=options.now)
 
 
-def _engine(*, frozen: bool = True, contacts: Path | None = None) -> Engine:
+def _engine(*, clock: Clock | None = None, contacts: Path | None = None) -> Engine:
+    """The Engine of --db, on ``clock`` if given, else frozen at --now, else the system
+    clock; closed when the command ends."""
     from peakpilot.clock import FrozenClock
     from peakpilot.workflow.engine import Engine
 
     settings = _settings()
-    clock = FrozenClock(settings.now) if frozen and settings.now is not None else None
+    if clock is None and settings.now is not None:
+        clock = FrozenClock(settings.now)
     engine = Engine(
         settings.database_url,
         clock=clock,
@@ -148,6 +152,11 @@ def _engine(*, frozen: bool = True, contacts: Path | None = None) -> Engine:
     )
     click.get_current_context().call_on_close(engine.close)
     return engine
+
+
+def _database_shown(engine: Engine) -> str:
+    """The engine's database URL with its password hidden."""
+    return engine.database.engine.url.render_as_string(hide_password=True)
 
 
 def _console(*, markup: bool = False) -> Console:
@@ -199,7 +208,7 @@ def init(program_file: str | None) -> None:
     """Create or upgrade the schema and load the programme (safe to repeat)."""
     engine = _engine()
     result = engine.init(program_file)
-    result["database"] = engine.database.engine.url.render_as_string(hide_password=True)
+    result["database"] = _database_shown(engine)
     _emit(
         result,
         lambda: click.echo(
@@ -433,14 +442,19 @@ def verify() -> None:
 @json_option
 def demo() -> None:
     """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
+    from peakpilot.clock import ManualClock
+    from peakpilot.demo import DEMO_CONTACTS, START, run_demo
     from peakpilot.notifications.channels import channel_from_settings
-    from peakpilot.workflow.demo import DEMO_CONTACTS, run_demo
 
-    engine = _engine(frozen=False, contacts=DEMO_CONTACTS)
+    clock = ManualClock(START)  # the replay's own time: --now does not apply
+    engine = _engine(clock=clock, contacts=DEMO_CONTACTS)
     console = _console(markup=True)  # the narration's own styling; its texts are the demo's
     quiet = _options().json
     channel = channel_from_settings(_settings())
-    summary = run_demo(engine, channel, narrate=None if quiet else console.print)
+    summary = {
+        "database": _database_shown(engine),
+        **run_demo(engine, clock, channel, narrate=None if quiet else console.print),
+    }
     if quiet:
         _emit(summary, lambda: None)
     else:
@@ -489,7 +503,7 @@ def daemon(log_format: str) -> None:
         raise click.UsageError("the daemon runs on the system clock: drop --now / PEAKPILOT_NOW")
     configure_logging(log_format)
     Daemon(
-        _engine(frozen=False),
+        _engine(),
         channel_from_settings(settings),
         sweep_seconds=settings.sweep_seconds,
         max_attempts=settings.notify_max_attempts,

@@ -8,7 +8,6 @@ import click
 from peakpilot.cli.app import current_options, current_settings, json_option, open_engine, shown_url
 from peakpilot.cli.batches import board
 from peakpilot.cli.output import emit, rich_console, when
-from peakpilot.errors import PeakpilotError
 
 
 @click.command()
@@ -40,13 +39,14 @@ def init(program_file: str | None) -> None:
 @json_option
 def diagram(fmt: str) -> None:
     """The state machine as Mermaid or DOT text."""
-    engine = open_engine()
+    from peakpilot.errors import NotFound
+
     try:
-        program = engine.program
-    except PeakpilotError:
+        program = open_engine().program
+    except NotFound:  # a database that holds no programme (or no database file) yet
         from peakpilot.config.program import load_program
 
-        program = load_program()  # no database yet: draw the shipped programme
+        program = load_program()  # draw the shipped programme
     from peakpilot.states.diagram import render
 
     text = render(program, fmt)

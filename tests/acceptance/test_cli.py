@@ -613,6 +613,37 @@ def test_diagram(base: dict[str, str]) -> None:
     assert "stateDiagram-v2" in json.dumps(document, ensure_ascii=False)
 
 
+def test_diagram_of_a_database_without_a_programme_draws_the_shipped_one(db_url: str) -> None:
+    """A new database (an SQLite file not there yet, an empty PostgreSQL database) holds
+    no programme: ``diagram`` draws the shipped one, and initialises nothing."""
+    mermaid = ok("diagram", db=db_url).stdout
+    assert "stateDiagram-v2" in mermaid
+    for state in STATES:
+        assert state in mermaid, state
+    assert "run `peakpilot init` first" in fails(3, "list", db=db_url).stderr
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
+def test_diagram_of_an_unreachable_database_is_an_error(json_flag: tuple[str, ...]) -> None:
+    """Only a database without a programme falls back to the shipped one: one that
+    cannot be reached is reported (1), not drawn over."""
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    proc = fails(1, *json_flag, "diagram", db=url)
+    assert "cannot reach database" in proc.stderr and "127.0.0.1:1/nowhere" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_diagram_of_a_damaged_programme_is_an_error(tmp_path: Path) -> None:
+    """A stored programme that no longer parses is refused (5), not replaced by the
+    shipped one."""
+    url = f"sqlite:///{tmp_path / 'damaged.db'}"
+    ok("init", db=url)
+    execute_sql(url, "UPDATE programs SET source = 'states: [never closed'")
+    proc = fails(5, "diagram", db=url)
+    assert "stored programme" in proc.stderr
+    assert proc.stdout == ""
+
+
 # -- refusals: exit codes, one line on stderr, nothing written --------------------------
 
 FAILURES = [

@@ -8,6 +8,7 @@ import click
 from peakpilot.cli.app import current_options, current_settings, json_option, open_engine, shown_url
 from peakpilot.cli.batches import board
 from peakpilot.cli.output import emit, rich_console, when
+from peakpilot.errors import NotFound
 
 
 @click.command()
@@ -39,8 +40,6 @@ def init(program_file: str | None) -> None:
 @json_option
 def diagram(fmt: str) -> None:
     """The state machine as Mermaid or DOT text."""
-    from peakpilot.errors import NotFound
-
     try:
         program = open_engine().program
     except NotFound:  # a database that holds no programme (or no database file) yet

@@ -60,7 +60,7 @@ def runners() -> tuple[Runner, ...]:
         Runner(("lapse_sqlite",), lapse.run_lapse_sqlite),
         Runner(("lapse_pg",), lapse.run_lapse_postgres),
         Runner(("fire_at_1m",), fire.run_fire_at_scale),
-        Runner(("cli_board", "cli_help"), cli_startup.run_cli),
+        Runner(cli_startup.FIGURES, cli_startup.run_cli),
         Runner(("daemon_timers",), daemon.run_daemon_timers),
         Runner(("due_to_done", "due_to_done_live"), due.run_due_to_done),
     )
@@ -73,7 +73,7 @@ SIZES: tuple[tuple[str, type, float, float, str], ...] = (
     ("lapse-rows", int, 100_000, 300, "nominations lapsed by the tick"),
     ("scale-rows", int, 1_000_000, 20_000, "nominations stored for fire_at_1m"),
     ("scale-base", int, 1_000, 1_000, "nominations stored for fire_at_1m's baseline"),
-    ("board-rows", int, 10_000, 300, "nominations on the board of cli_board"),
+    ("board-rows", int, 10_000, 300, "nominations in the database of the cli_* figures"),
     ("daemon-timers", int, 100_000, 1_000, "pending timers held by the daemon"),
     ("due-timers", int, 20, 4, "deadlines timed by due_to_done, per variant"),
     ("due-lead", float, 4.0, 2.0, "seconds from opening to the first deadline"),

@@ -22,7 +22,7 @@ class Sizes:
     lapse_rows: int  # nominations lapsed by one tick
     scale_rows: int  # nominations stored for fire_at_1m
     scale_base: int  # ... and for its baseline
-    board_rows: int  # nominations on the board of cli_board
+    board_rows: int  # nominations in the database of the cli_* figures
     daemon_timers: int  # pending timers held by the daemon of daemon_timers
     due_timers: int  # deadlines timed by due_to_done (each variant)
     due_lead: float  # seconds from opening to the first of them (opened before the daemon)

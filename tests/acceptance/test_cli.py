@@ -39,6 +39,7 @@ STATES = DESIGN_STATES
 QUOTAS = DESIGN_QUOTAS
 NOMINATION_FIELDS = {"id", "batch", "province", "kind", "name", "level", "state", "version"}
 HISTORY_FIELDS = {"seq", "event", "from_state", "to_state", "actor", "at", "reason"}
+HEAVY_MODULES = ("pydantic", "pydantic_settings", "sqlmodel", "jinja2", "transitions", "yaml")
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -277,6 +278,33 @@ def test_help_and_console_script() -> None:
     )
     assert proc.returncode == 0, describe(proc)
     assert "nominate" in proc.stdout
+
+
+def loaded_modules(*argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``python -m peakpilot ARGV`` in a process that lists, on stderr at exit, the
+    top-level packages it imported."""
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print(*sorted({m.split('.')[0] for m in sys.modules}),"
+        " file=sys.stderr))\n"
+        f"sys.argv = ['peakpilot', *{list(argv)!r}]\n"
+        "runpy.run_module('peakpilot', run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    return proc, set(proc.stderr.split())
+
+
+def test_help_loads_click_only() -> None:
+    """``--help`` is the cheapest start-up (issue 6's figure cli_help): no database
+    driver, no Rich, no settings model, whichever module of the CLI a command lives in."""
+    for argv in (["--help"], ["fire", "--help"], ["notices", "show", "--help"]):
+        proc, loaded = loaded_modules(*argv)
+        assert proc.returncode == 0, describe(proc)
+        assert "click" in loaded, proc.stderr  # the check itself works
+        heavy = loaded & {"sqlalchemy", "rich", *HEAVY_MODULES}
+        assert not heavy, (argv, sorted(heavy))
 
 
 def test_init_is_repeatable_and_reports_no_change(db_url: str) -> None:
@@ -531,24 +559,11 @@ def test_board_of_a_fresh_batch(base: dict[str, str]) -> None:
     assert sum(provinces["shanxi"]["states"].values()) == 0
 
 
-HEAVY_MODULES = ("pydantic", "pydantic_settings", "sqlmodel", "jinja2", "transitions", "yaml")
-
-
 def test_board_loads_neither_the_engine_nor_the_settings_model(base: dict[str, str]) -> None:
     """Its start-up is issue 6's figure: the board is two queries on the stored facts."""
-    script = (
-        "import atexit, runpy, sys\n"
-        "atexit.register(lambda: print(*sorted({m.split('.')[0] for m in sys.modules}),"
-        " file=sys.stderr))\n"
-        f"sys.argv = ['peakpilot', '--db', {base['db']!r}, '--json', 'board']\n"
-        "runpy.run_module('peakpilot', run_name='__main__')\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    proc, loaded = loaded_modules("--db", base["db"], "--json", "board")
     assert proc.returncode == 0, describe(proc)
     assert json.loads(proc.stdout)["batch"] == BATCH
-    loaded = set(proc.stderr.split())
     assert "sqlalchemy" in loaded, proc.stderr  # the check itself works
     assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
 
@@ -596,6 +611,37 @@ def test_diagram(base: dict[str, str]) -> None:
         assert state in mermaid and state in dot, state
     document = doc("diagram", "--format", "mermaid", db=base["db"], after=True)
     assert "stateDiagram-v2" in json.dumps(document, ensure_ascii=False)
+
+
+def test_diagram_of_a_database_without_a_programme_draws_the_shipped_one(db_url: str) -> None:
+    """A new database (an SQLite file not there yet, an empty PostgreSQL database) holds
+    no programme: ``diagram`` draws the shipped one, and initialises nothing."""
+    mermaid = ok("diagram", db=db_url).stdout
+    assert "stateDiagram-v2" in mermaid
+    for state in STATES:
+        assert state in mermaid, state
+    assert "run `peakpilot init` first" in fails(3, "list", db=db_url).stderr
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
+def test_diagram_of_an_unreachable_database_is_an_error(json_flag: tuple[str, ...]) -> None:
+    """Only a database without a programme falls back to the shipped one: one that
+    cannot be reached is reported (1), not drawn over."""
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    proc = fails(1, *json_flag, "diagram", db=url)
+    assert "cannot reach database" in proc.stderr and "127.0.0.1:1/nowhere" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_diagram_of_a_damaged_programme_is_an_error(tmp_path: Path) -> None:
+    """A stored programme that no longer parses is refused (5), not replaced by the
+    shipped one."""
+    url = f"sqlite:///{tmp_path / 'damaged.db'}"
+    ok("init", db=url)
+    execute_sql(url, "UPDATE programs SET source = 'states: [never closed'")
+    proc = fails(5, "diagram", db=url)
+    assert "stored programme" in proc.stderr
+    assert proc.stdout == ""
 
 
 # -- refusals: exit codes, one line on stderr, nothing written --------------------------

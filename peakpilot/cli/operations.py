@@ -1,0 +1,154 @@
+"""The operator's commands: ``init``, ``diagram``, ``audit verify``, ``tick``,
+``daemon`` and ``demo`` (the 2023 replay of :mod:`peakpilot.demo`)."""
+
+from __future__ import annotations
+
+import click
+
+from peakpilot.cli.app import current_options, current_settings, json_option, open_engine, shown_url
+from peakpilot.cli.batches import board
+from peakpilot.cli.output import emit, rich_console, when
+from peakpilot.errors import NotFound
+
+
+@click.command()
+@click.option(
+    "--program",
+    "program_file",
+    type=click.Path(dir_okay=False),
+    help="A programme file (default: the shipped 2023 programme).",
+)
+@json_option
+def init(program_file: str | None) -> None:
+    """Create or upgrade the schema and load the programme (safe to repeat)."""
+    engine = open_engine()
+    result = engine.init(program_file)
+    result["database"] = shown_url(engine)
+    emit(
+        result,
+        lambda: click.echo(
+            f"{'initialised' if result['changed'] else 'up to date'}: {result['database']} "
+            f"(programme {result['program']}, batch {result['batch']})"
+        ),
+    )
+
+
+@click.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
+@json_option
+def diagram(fmt: str) -> None:
+    """The state machine as Mermaid or DOT text."""
+    try:
+        program = open_engine().program
+    except NotFound:  # a database that holds no programme (or no database file) yet
+        from peakpilot.config.program import load_program
+
+        program = load_program()  # draw the shipped programme
+    from peakpilot.states.diagram import render
+
+    text = render(program, fmt)
+    emit({"format": fmt, "text": text}, lambda: click.echo(text))
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command()
+@json_option
+def verify() -> None:
+    """Check every nomination's hash chain; exit 7 naming the first broken record."""
+    report = open_engine().verify_audit()
+
+    def human() -> None:
+        if report.ok:
+            click.echo(f"audit trail intact: {report.records} records verified")
+        else:
+            broken = report.first_broken
+            assert broken is not None
+            click.echo(
+                f"audit trail BROKEN at nomination {broken.nomination} record "
+                f"{broken.seq}: {broken.problem}"
+            )
+
+    emit(report, human)
+    if not report.ok:
+        raise click.exceptions.Exit(7)
+
+
+@click.command()
+@json_option
+def demo() -> None:
+    """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
+    from peakpilot.clock import ManualClock
+    from peakpilot.demo import DEMO_CONTACTS, START, run_demo
+    from peakpilot.notifications.channels import channel_from_settings
+
+    clock = ManualClock(START)  # the replay's own time: --now does not apply
+    engine = open_engine(clock=clock, contacts=DEMO_CONTACTS)
+    console = rich_console(markup=True)  # the narration's own styling; its texts are the demo's
+    quiet = current_options().json
+    channel = channel_from_settings(current_settings())
+    summary = {
+        "database": shown_url(engine),
+        **run_demo(engine, clock, channel, narrate=None if quiet else console.print),
+    }
+    if quiet:
+        emit(summary, lambda: None)
+    else:
+        console.print(
+            f"\n[bold]The boards at the end of the replay[/] ({summary['elapsed_s']:.1f} s)"
+        )
+        for batch_id in summary["batches"]:
+            click.get_current_context().invoke(board, batch=batch_id)
+
+
+@click.command()
+@json_option
+def tick() -> None:
+    """Do all timer work due at --now (or the clock), then exit."""
+    report = open_engine().tick()
+
+    def human() -> None:
+        if not report.outcomes:
+            click.echo(f"nothing due at {when(report.now)}")
+        for o in report.outcomes:
+            where = " ".join(
+                f"{key}={value}"
+                for key, value in (
+                    ("batch", o.batch),
+                    ("province", o.province),
+                    ("nomination", o.nomination),
+                )
+                if value
+            )
+            click.echo(f"{o.kind}: {o.action} ({where}; {o.notices} notices, {o.lapsed} lapsed)")
+
+    emit(report, human)
+
+
+@click.command()
+@click.option(
+    "--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True
+)
+def daemon(log_format: str) -> None:
+    """Run the scheduler and the notice dispatcher until SIGINT or SIGTERM."""
+    from peakpilot.notifications.channels import channel_from_settings
+    from peakpilot.workflow.daemon import Daemon, configure_logging
+
+    settings = current_settings()
+    if settings.now is not None:
+        raise click.UsageError("the daemon runs on the system clock: drop --now / PEAKPILOT_NOW")
+    configure_logging(log_format)
+    Daemon(
+        open_engine(),
+        channel_from_settings(settings),
+        sweep_seconds=settings.sweep_seconds,
+        max_attempts=settings.notify_max_attempts,
+    ).run()
+
+
+COMMANDS = (init, diagram, audit, tick, daemon, demo)

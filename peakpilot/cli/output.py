@@ -1,0 +1,84 @@
+"""What the commands print: one JSON document with ``--json``, else text and Rich tables
+for people. Rich is imported only when a table is printed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from peakpilot.cli.app import current_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from peakpilot.workflow.snapshots import Nomination
+
+
+def rich_console(*, markup: bool = False) -> Console:
+    """Rich output. Markup stays off wherever stored text is shown: a name such as
+    ``[/]`` or ``[red]x`` is data, never styling (and never a crash)."""
+    from rich.console import Console
+
+    # Piped output is read by people too (less, CI logs): don't squeeze tables to 80.
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, markup=markup, width=width)
+
+
+def emit(document: Any, human: Callable[[], None]) -> None:
+    """Print ``document`` as JSON with ``--json``, else call ``human`` to print it."""
+    if current_options().json:
+        from peakpilot.workflow.snapshots import to_jsonable
+
+        click.echo(json.dumps(to_jsonable(document), ensure_ascii=False, indent=2))
+    else:
+        human()
+
+
+def when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def nomination_table(rows: Sequence[Nomination], title: str | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("id", "batch", "province", "kind", "name", "level", "state", "version"):
+        table.add_column(column)
+    for n in rows:
+        table.add_row(n.id, n.batch, n.province, n.kind, n.name, n.level, n.state, str(n.version))
+    return table
+
+
+def history_table(records: Sequence[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="history")
+    for column in ("seq", "at", "event", "from", "to", "actor", "reason"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            str(r.seq),
+            when(r.at),
+            r.event,
+            r.from_state or "-",
+            r.to_state,
+            r.actor,
+            r.reason or "",
+        )
+    return table
+
+
+def timers_table(timers: Sequence[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="pending timers")
+    for column in ("id", "kind", "due", "batch", "province", "nomination"):
+        table.add_column(column)
+    for t in timers:
+        table.add_row(t.id, t.kind, when(t.due_at), t.batch, t.province or "-", t.nomination or "-")
+    return table

@@ -1,8 +1,9 @@
 """Clocks: the only place peakpilot learns what time it is.
 
 The engine never calls ``datetime.now`` itself; it asks its clock. Production uses
-:class:`SystemClock`; tests and ``--now`` use :class:`FrozenClock`, the 2023 replay a
-:class:`ManualClock` it moves forward, so all of them run the same code path.
+:class:`SystemClock`; tests, ``--now`` and the 2023 replay use :class:`FrozenClock` (the
+replay moves it from one moment of its story to the next), so all of them run the same
+code path.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class SystemClock:
 
 
 class FrozenClock:
-    """A clock that stands still until told to move (tests, ``--now``)."""
+    """A clock that stands still until told to move (tests, ``--now``, the demo)."""
 
     def __init__(self, at: datetime) -> None:
         self._at = require_aware(at, "clock time")
@@ -76,43 +77,3 @@ class FrozenClock:
 
     def __repr__(self) -> str:
         return f"FrozenClock({self._at.isoformat()})"
-
-
-class ManualClock:
-    """Simulated time that its owner moves forward (the 2023 replay, a what-if run).
-
-    Like :class:`FrozenClock` it stands still between moves and refuses naive
-    datetimes; unlike it, it never goes back: a replay that stepped back in time would
-    write an audit trail whose records run backwards.
-    """
-
-    def __init__(self, start: datetime) -> None:
-        self._at = require_aware(start, "clock time")
-
-    def now(self) -> datetime:
-        return self._at
-
-    def set(self, at: datetime) -> None:
-        """Move to ``at`` (aware, and not before the clock's current time)."""
-        self._at = self._forward(require_aware(at, "clock time"))
-
-    def advance(self, delta: timedelta) -> None:
-        """Move forward by ``delta`` (zero or more)."""
-        if delta < timedelta(0):
-            from peakpilot.errors import InvalidInput
-
-            raise InvalidInput(f"a manual clock only moves forward, not by {delta}")
-        self._at = self._at + delta
-
-    def _forward(self, at: datetime) -> datetime:
-        if at < self._at:
-            from peakpilot.errors import InvalidInput
-
-            raise InvalidInput(
-                f"clock time {at.isoformat()} is before the clock's {self._at.isoformat()}: "
-                "a manual clock only moves forward"
-            )
-        return at
-
-    def __repr__(self) -> str:
-        return f"ManualClock({self._at.isoformat()})"

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from peakpilot.errors import NotFound, PeakpilotError, Refused
 
 if TYPE_CHECKING:
-    from peakpilot.clock import ManualClock
+    from peakpilot.clock import FrozenClock
     from peakpilot.notifications.channels import Channel
     from peakpilot.workflow.engine import Engine
 
@@ -59,13 +59,13 @@ CANDIDATES = (
 
 
 def run_demo(
-    engine: Engine, clock: ManualClock, channel: Channel, narrate: Narrate | None = None
+    engine: Engine, clock: FrozenClock, channel: Channel, narrate: Narrate | None = None
 ) -> dict[str, Any]:
     """Replay the first batch into ``engine``'s database, which must hold no nominations,
     and deliver its notices through ``channel``.
 
     ``engine`` must have been built on ``clock`` (``Engine(..., clock=clock)``), a
-    :class:`~peakpilot.clock.ManualClock` not past :data:`START`: the replay moves it
+    :class:`~peakpilot.clock.FrozenClock` not past :data:`START`: the replay moves it
     from one moment of the story to the next. The caller closes the engine."""
     say: Narrate = narrate or (lambda _text: None)
     started = time.perf_counter()
@@ -106,7 +106,7 @@ def _require_empty(engine: Engine) -> None:
 
 
 class _Story:
-    def __init__(self, engine: Engine, clock: ManualClock, say: Narrate) -> None:
+    def __init__(self, engine: Engine, clock: FrozenClock, say: Narrate) -> None:
         self.engine, self.clock, self.say = engine, clock, say
         self.ids: dict[str, str] = {}
         self.events = 0

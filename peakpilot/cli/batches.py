@@ -6,7 +6,7 @@ from datetime import datetime
 
 import click
 
-from peakpilot.cli.app import Instant, as_option, current_options, json_option, open_engine
+from peakpilot.cli.app import Instant, as_option, json_option, open_engine
 from peakpilot.cli.output import emit, rich_console, timers_table, when
 
 
@@ -15,18 +15,8 @@ from peakpilot.cli.output import emit, rich_console, timers_table, when
 @json_option
 def board(batch: str | None) -> None:
     """Per province: quota, used, left and nominations per state."""
-    from peakpilot.config.quick import quick_database_url
-    from peakpilot.workflow.quick import read_board
-
-    # A quick read: the engine (and the settings model) only for a database whose
-    # programme was stored before its facts were kept, or settings from a TOML file.
-    url = quick_database_url(current_options().db)
-    view = read_board(url, batch) if url is not None else None
-    if view is None:
-        engine = open_engine()
-        result, states = engine.board(batch), engine.program.states
-    else:
-        result, states = view.board, view.states
+    engine = open_engine()
+    result, states = engine.board(batch), engine.program.states
 
     def human() -> None:
         from rich.table import Table

@@ -83,11 +83,11 @@ def verify() -> None:
 @json_option
 def demo() -> None:
     """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
-    from peakpilot.clock import ManualClock
+    from peakpilot.clock import FrozenClock
     from peakpilot.demo import DEMO_CONTACTS, START, run_demo
     from peakpilot.notifications.channels import channel_from_settings
 
-    clock = ManualClock(START)  # the replay's own time: --now does not apply
+    clock = FrozenClock(START)  # the replay's own time: --now does not apply
     engine = open_engine(clock=clock, contacts=DEMO_CONTACTS)
     console = rich_console(markup=True)  # the narration's own styling; its texts are the demo's
     quiet = current_options().json

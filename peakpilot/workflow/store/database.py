@@ -176,7 +176,7 @@ class Database:
                 f"every connection to database {self.url} stayed busy ({pool.status()}): "
                 "try again, or give the engine a larger pool"
             ) from None
-        except exc.DBAPIError as error:
+        except (exc.DBAPIError, self.sql.error) as error:  # the pool does not wrap the driver's
             raise self.unreachable(error) from None
         if self.dialect == "sqlite":
             try:

@@ -3,7 +3,6 @@ for people. Rich is imported only when a table is printed."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -32,9 +31,11 @@ def rich_console(*, markup: bool = False) -> Console:
 def emit(document: Any, human: Callable[[], None]) -> None:
     """Print ``document`` as JSON with ``--json``, else call ``human`` to print it."""
     if current_options().json:
-        from peakpilot.workflow.snapshots import to_jsonable
+        from peakpilot.workflow.snapshots import to_json
 
-        click.echo(json.dumps(to_jsonable(document), ensure_ascii=False, indent=2))
+        # indented for a person at a terminal; compact (and much quicker to write for a
+        # long list) for the scripts that read a pipe
+        click.echo(to_json(document, indent=2 if sys.stdout.isatty() else None))
     else:
         human()
 

@@ -25,7 +25,7 @@ from peakpilot.states.text_rules import check_idempotency_key, check_name, check
 from peakpilot.workflow.decisions import batch_facts, decision_context, quota_facts
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.runtime import Runtime
-from peakpilot.workflow.snapshots import Nomination, to_jsonable
+from peakpilot.workflow.snapshots import Nomination, to_json
 from peakpilot.workflow.store.batches import BatchRecord
 from peakpilot.workflow.store.idempotency import RememberedCall
 from peakpilot.workflow.store.nominations import NominationRecord
@@ -113,7 +113,7 @@ class Commands:
                     return replay
             after = self._move(tx, nomination_id, event, actor, reason, expected_version)
             if idempotency_key is not None:
-                result = json.dumps(to_jsonable(after), ensure_ascii=False)
+                result = to_json(after)
                 call = RememberedCall(after.id, event, str(actor), result)
                 tx.remembered.remember(idempotency_key, call, self.rt.now())
             return after

@@ -7,6 +7,8 @@ programme lives). :func:`to_jsonable` gives the documents of the CLI's ``--json`
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -113,26 +115,43 @@ class AuditReport:
     first_broken: BrokenRecord | None
 
 
+def to_json(value: Any, *, indent: int | None = None) -> str:
+    """The JSON document of a snapshot (or of a list of them): what ``--json`` prints.
+
+    Snapshots reach the encoder as they are and :func:`_plain` turns each into plain
+    data when the encoder meets it, so the C encoder does the work (``indent`` makes
+    the standard library fall back to its Python encoder, several times slower on a
+    list of 10,000 nominations)."""
+    return json.dumps(value, default=_plain, ensure_ascii=False, indent=indent)
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain JSON data for a snapshot (or a list of them); datetimes in ISO 8601."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if isinstance(value, NominationDetail):
-            return {
-                **to_jsonable(value.nomination),
-                "allowed_events": list(value.allowed_events),
-                "history": to_jsonable(value.history),
-                "timers": to_jsonable(value.timers),
-            }
-        if isinstance(value, NoticeDetail):
-            return {**to_jsonable(value.notice), "text": value.text, "html": value.html}
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return json.loads(to_json(value))
+
+
+def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, NominationDetail):
+        return {
+            **_plain(value.nomination),
+            "allowed_events": value.allowed_events,
+            "history": value.history,
+            "timers": value.timers,
+        }
+    if isinstance(value, NoticeDetail):
+        return {**_plain(value.notice), "text": value.text, "html": value.html}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: getattr(value, name) for name in _field_names(type(value))}
     if isinstance(value, Mapping):
-        return {key: to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
-    return value
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not a snapshot")
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

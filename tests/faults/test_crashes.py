@@ -447,7 +447,6 @@ def test_daemon_sigkilled_at_random_moments_does_each_timer_once_and_loses_no_no
 
         bound = 60 + (last_deadline - datetime.now(UTC)).total_seconds()
         wait_for("every due timer done and every unleased notice sent", settled, bound, 0.1)
-        time.sleep(0.3)  # let the job in hand return before the signal (its own test covers it)
         assert final.terminate() == 0, final.log
         settled_at = datetime.now(UTC)
         before_lease = census(engine, inbox)
@@ -937,7 +936,6 @@ def test_json_logs_stay_one_object_per_line_while_a_job_outlasts_the_sweep(
             lambda: {n.status for n in engine.notices()} == {"sent"},
             timeout=backlog * 0.1 + 30,
         )
-        time.sleep(0.3)
         assert daemon.terminate() == 0, daemon.log
     lines = daemon.log.splitlines()
     not_json = []

@@ -6,8 +6,9 @@ place of APScheduler: the test moves time on, and the waker calls every job that
 due, in time order, with the clock set to the job's time. Nothing waits on the wall
 clock, so what these tests check (the wake-up re-armed at the next due time, the catch-up
 after downtime, dispatch, a stop honoured, the backoff while the database is unreachable)
-does not depend on the machine's load. Runs on an SQLite file and on a fresh PostgreSQL
-database through the ``engine`` fixture.
+does not depend on the machine's load. They run on an SQLite file only: the jobs call the
+Engine, whose stores have their own contract suite on both databases, and two daemons
+sharing PostgreSQL are an acceptance test.
 """
 
 from __future__ import annotations
@@ -152,8 +153,8 @@ def log() -> Iterator[Log]:
 
 
 @pytest.fixture
-def sqlite_engine(sqlite_url: str, clock: FrozenClock) -> Iterator[Engine]:
-    """For what does not depend on the database: an initialised SQLite file only."""
+def engine(sqlite_url: str, clock: FrozenClock) -> Iterator[Engine]:
+    """An Engine on an initialised SQLite file, on the frozen clock."""
     with Engine(sqlite_url, clock=clock) as engine:
         engine.init()
         yield engine
@@ -324,10 +325,10 @@ def test_dispatch_sends_in_small_batches_and_does_a_timer_that_fell_due_in_betwe
 
 
 def test_stop_lets_the_job_in_hand_finish_and_no_job_does_anything_after_it(
-    sqlite_engine: Engine, clock: FrozenClock, log: Log
+    engine: Engine, clock: FrozenClock, log: Log
 ) -> None:
-    backlog = open_batches(sqlite_engine, 2)
-    watched, channel = Watched(sqlite_engine), Recorder()
+    backlog = open_batches(engine, 2)
+    watched, channel = Watched(engine), Recorder()
     daemon, waker = simulated(watched, clock, channel)
     at_stop: Counter[str] = Counter()
 
@@ -342,7 +343,7 @@ def test_stop_lets_the_job_in_hand_finish_and_no_job_does_anything_after_it(
 
     # the batch in hand was sent in full, and nothing was claimed or ticked after the stop
     assert len(channel.sent) == DISPATCH_BATCH
-    assert len(sqlite_engine.notices("pending")) == backlog - DISPATCH_BATCH
+    assert len(engine.notices("pending")) == backlog - DISPATCH_BATCH
     assert (watched.calls["tick"], watched.calls["dispatch_notices"]) == (
         at_stop["tick"],
         at_stop["dispatch_notices"],
@@ -353,9 +354,9 @@ def test_stop_lets_the_job_in_hand_finish_and_no_job_does_anything_after_it(
 
 
 def test_run_stops_on_sigterm_and_gives_the_signal_handlers_back(
-    sqlite_engine: Engine, clock: FrozenClock, log: Log
+    engine: Engine, clock: FrozenClock, log: Log
 ) -> None:
-    daemon, waker = simulated(sqlite_engine, clock)
+    daemon, waker = simulated(engine, clock)
     previous = signal.getsignal(signal.SIGTERM)
 
     def terminate_once_started() -> None:

@@ -1,9 +1,14 @@
-"""The daemon: APScheduler wakes the engine; the database remains the only truth.
+"""The daemon: something wakes the engine; the database remains the only truth.
 
-APScheduler holds three jobs whatever the number of timers: a wake-up re-armed at the
-earliest pending due time, a periodic sweep (which also sees timers other processes
-created, and catches up after downtime), and the notice dispatcher. All three run on one
-worker thread, so a tick and a dispatch never overlap in one process. Job store: memory.
+Three jobs, whatever the number of timers: a wake-up re-armed at the earliest pending due
+time, a periodic sweep (which also sees timers other processes created, and catches up
+after downtime), and the notice dispatcher. In production APScheduler runs them on the
+wall clock, all three on one worker thread, so a tick and a dispatch never overlap in one
+process (job store: memory).
+
+The daemon reads the time from a :class:`~peakpilot.clock.Clock` and lets time pass only
+through a :class:`Waker`, so that its tests replace both with a simulation and never wait
+on the wall clock.
 """
 
 from __future__ import annotations
@@ -15,89 +20,201 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
+from peakpilot.clock import Clock, SystemClock
 from peakpilot.errors import PeakpilotError, Refused, Unavailable
-from peakpilot.notifications.channels import Channel
-from peakpilot.workflow.engine import Engine
 from peakpilot.workflow.store.database import masked
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from peakpilot.notifications.channels import Channel
+    from peakpilot.workflow.snapshots import DispatchReport, TickReport
 
 log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
 DISPATCH_BATCH = 20
+DISPATCH_LAG = timedelta(milliseconds=200)  # the catch-up sweep goes before the dispatcher
+FIRST_RECONNECT_DELAY = 0.5
 MAX_RECONNECT_DELAY = 10.0
 
+Job = Callable[[], None]
 
-class Daemon:
-    """Runs ticks and dispatches until :meth:`stop` (or SIGTERM / SIGINT)."""
 
-    def __init__(
+# -- what the daemon needs from outside ----------------------------------------------------
+
+
+class _Database(Protocol):
+    @property
+    def engine(self) -> sa.Engine: ...
+
+    @property
+    def dialect(self) -> str: ...
+
+
+class Wakeable(Protocol):
+    """All the daemon uses of :class:`~peakpilot.workflow.engine.Engine`.
+
+    Kept this narrow on purpose: the engine's inside can change freely, and a test may
+    pass a stand-in that fails on cue."""
+
+    @property
+    def database(self) -> _Database: ...
+
+    def check_templates(self) -> None:
+        """Loads the programme and the contacts and compiles every template it needs."""
+
+    def tick(
+        self, now: datetime | None = None, *, stop: threading.Event | None = None
+    ) -> TickReport: ...
+
+    def next_due_at(self) -> datetime | None: ...
+
+    def dispatch_notices(
         self,
-        engine: Engine,
         channel: Channel,
         *,
-        sweep_seconds: float = 5.0,
-        max_attempts: int = 8,
-    ) -> None:
-        self.engine = engine
-        self.channel = channel
-        self.sweep_seconds = sweep_seconds
-        self.max_attempts = max_attempts
-        self.stopping = threading.Event()
-        self._busy = threading.Lock()  # held by the job in hand
-        self._caught_up = False
+        max_attempts: int = ...,
+        batch_size: int = ...,
+        max_batches: int | None = ...,
+        stop: threading.Event | None = ...,
+    ) -> DispatchReport: ...
+
+
+class Waker(Protocol):
+    """Calls the daemon's jobs at their times, and lets time pass between reconnection
+    attempts. Production: :class:`SchedulerWaker` (APScheduler on the wall clock); tests:
+    a simulation that moves a frozen clock instead of waiting."""
+
+    def every(self, name: str, job: Job, seconds: float, first_at: datetime) -> None:
+        """Run ``job`` every ``seconds`` from ``first_at``; missed runs coalesce into one."""
+        ...
+
+    def once(self, name: str, job: Job, at: datetime) -> None:
+        """Run ``job`` once at ``at``, replacing the job of that name if there is one."""
+        ...
+
+    def cancel(self, name: str) -> None:
+        """Drop the job of that name, if there is one."""
+        ...
+
+    def job_count(self) -> int: ...
+
+    def start(self) -> None:
+        """Begin calling jobs (one at a time, never two at once)."""
+        ...
+
+    def shutdown(self) -> None:
+        """Call no more jobs; return once none is running."""
+        ...
+
+    def pause(self, stop: threading.Event, seconds: float) -> bool:
+        """Let ``seconds`` pass, or less if ``stop`` is set meanwhile; whether it is."""
+        ...
+
+
+class SchedulerWaker:
+    """APScheduler's background scheduler with one worker thread, on the wall clock."""
+
+    def __init__(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
 
-    def run(self) -> None:
-        """Block until stopped. The first sweep runs at once: it catches up on whatever
-        fell due while no daemon was running.
+    def every(self, name: str, job: Job, seconds: float, first_at: datetime) -> None:
+        self.scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=first_at)
 
-        The scheduler runs in the background and this thread waits for the stop signal,
-        so a signal that lands at any moment (even before the scheduler has started) is
-        never missed."""
+    def once(self, name: str, job: Job, at: datetime) -> None:
+        self.scheduler.add_job(job, "date", run_date=at, id=name, replace_existing=True)
+
+    def cancel(self, name: str) -> None:
+        if self.scheduler.get_job(name) is not None:
+            self.scheduler.remove_job(name)
+
+    def job_count(self) -> int:
+        return len(self.scheduler.get_jobs())
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def pause(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(seconds)
+
+
+# -- the daemon ------------------------------------------------------------------------------
+
+
+class Daemon:
+    """Runs ticks and dispatches until :meth:`stop` (or SIGTERM / SIGINT).
+
+    ``clock`` tells the daemon what time it is (the system clock by default) and
+    ``waker`` calls its jobs (APScheduler on the wall clock by default): give both or
+    neither, and give the engine the same clock, since ``tick`` asks the engine's."""
+
+    def __init__(
+        self,
+        engine: Wakeable,
+        channel: Channel,
+        *,
+        sweep_seconds: float = 5.0,
+        max_attempts: int = 8,
+        clock: Clock | None = None,
+        waker: Waker | None = None,
+    ) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.sweep_seconds = sweep_seconds
+        self.max_attempts = max_attempts
+        self.clock: Clock = clock or SystemClock()
+        self.waker: Waker = waker or SchedulerWaker()
+        self.stopping = threading.Event()
+        self._busy = threading.Lock()  # held by the job in hand
+        self._caught_up = False
+
+    def run(self) -> None:
+        """Block until stopped: :meth:`start`, wait for the stop signal, :meth:`shutdown`.
+
+        The jobs run in the background and this thread waits for the stop signal, so a
+        signal that lands at any moment (even before the jobs have started) is never
+        missed. On SQLite, an OS lock beside the database keeps a second daemon out."""
         with _single_daemon(self.engine):
             previous = {
                 sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
             }
             try:
-                if self._wait_for_database():
-                    self._start()
+                if self.start():
                     while not self.stopping.wait(timeout=1.0):
                         pass
-                self._shutdown()
+                self.shutdown()
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
         log.info("daemon stopped")
 
-    def stop(self) -> None:
-        """Ask :meth:`run` to finish the work in hand and return (safe from any thread)."""
-        self.stopping.set()
+    def start(self) -> bool:
+        """Wait for the database, then start the jobs; False when stopped meanwhile.
 
-    def _start(self) -> None:
-        now = datetime.now(UTC)
-        self.scheduler.add_job(
-            self._work, "interval", seconds=self.sweep_seconds, id=SWEEP, next_run_time=now
-        )
-        # the catch-up sweep goes first: due timers come before a notice backlog
-        self.scheduler.add_job(
-            self._dispatch,
-            "interval",
-            seconds=self.sweep_seconds,
-            id=DISPATCH,
-            next_run_time=now + timedelta(milliseconds=200),
-        )
+        The first sweep runs at once: it catches up on whatever fell due while no daemon
+        was running."""
+        if not self._wait_for_database():
+            return False
+        now = self.clock.now()
+        self.waker.every(SWEEP, self._work, self.sweep_seconds, now)
+        self.waker.every(DISPATCH, self._dispatch, self.sweep_seconds, now + DISPATCH_LAG)
         log.info(
             "daemon started",
             extra={
@@ -107,18 +224,26 @@ class Daemon:
                 }
             },
         )
-        self.scheduler.start()
+        self.waker.start()
+        return True
 
-    def _shutdown(self) -> None:
-        """Await the job in hand, then stop the scheduler.
+    def stop(self) -> None:
+        """Ask the daemon to finish the work in hand and call no more (safe from any
+        thread). :meth:`run` then returns."""
+        self.stopping.set()
 
-        The job is awaited before ``shutdown``: APScheduler holds its job lock while it
-        waits for running jobs, and a job re-arming the wake-up needs that lock. Jobs that
-        start after ``stopping`` is set return at once."""
+    def shutdown(self) -> None:
+        """Await the job in hand, then stop the waker.
+
+        The job is awaited before the waker's shutdown: APScheduler holds its job lock
+        while it waits for running jobs, and a job re-arming the wake-up needs that lock.
+        Jobs that start after ``stopping`` is set return at once."""
         with self._busy:
             pass
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+        self.waker.shutdown()
+
+    def job_count(self) -> int:
+        return self.waker.job_count()
 
     def _wait_for_database(self) -> bool:
         """Load the programme, its templates and contacts, retrying with backoff while the
@@ -126,19 +251,16 @@ class Daemon:
         connection is cut, keeps trying); False when stopped meanwhile.
 
         A broken programme, contacts file or template is no reason to wait: it raises."""
-        delay = 0.5
+        delay = FIRST_RECONNECT_DELAY
         while not self.stopping.is_set():
             try:
-                self.engine.notifier  # noqa: B018  (loads and checks them once)
+                self.engine.check_templates()
                 return True
             except Unavailable as error:
                 log.error("database unavailable, retrying in %.1f s: %s", delay, error)
-                self.stopping.wait(delay)
+                self.waker.pause(self.stopping, delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
         return False
-
-    def job_count(self) -> int:
-        return len(self.scheduler.get_jobs())
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -221,7 +343,7 @@ class Daemon:
                     },
                 )
                 due = self.engine.next_due_at()
-                if due is not None and due <= datetime.now(UTC):
+                if due is not None and due <= self.clock.now():
                     self._tick()
         except PeakpilotError as error:
             log.error("dispatch failed: %s", error)
@@ -232,21 +354,20 @@ class Daemon:
         """Point the wake-up job at the earliest pending timer (or drop it: none left)."""
         due = self.engine.next_due_at()
         if due is None:
-            if self.scheduler.get_job(WAKE) is not None:
-                self.scheduler.remove_job(WAKE)
+            self.waker.cancel(WAKE)
         else:
-            self.scheduler.add_job(self._work, "date", run_date=due, id=WAKE, replace_existing=True)
+            self.waker.once(WAKE, self._work, due)
         return due
 
 
 @contextlib.contextmanager
-def _single_daemon(engine: Engine) -> Iterator[None]:
+def _single_daemon(engine: Wakeable) -> Iterator[None]:
     """On SQLite, hold an OS lock beside the database file for the daemon's lifetime.
 
     The kernel drops it when the process dies, so a restart right after a crash is never
     refused; PostgreSQL needs no such guard (daemons share work with SKIP LOCKED)."""
     url = engine.database.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if engine.database.dialect != "sqlite" or url.database in (None, "", ":memory:"):
         yield
         return
     path = Path(f"{url.database}.daemon.lock")
@@ -268,6 +389,9 @@ def _single_daemon(engine: Engine) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+# -- logging ---------------------------------------------------------------------------------
 
 
 class JsonFormatter(logging.Formatter):

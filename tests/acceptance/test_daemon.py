@@ -3,8 +3,14 @@
 ``python -m peakpilot --db URL daemon`` runs on the system clock against a database
 prepared through the Python API (also on the system clock): ``init``, one ``tick`` to
 close the 2023 batch, then a follow-up batch whose deadline is a few seconds ahead. Every
-wait polls the database or the daemon's log against a deadline; measured delays are
-printed (``pytest -s``) with the prefix ``MEASURED``.
+wait polls the database or the daemon's log against a generous deadline, never a fixed
+sleep; measured delays are printed (``pytest -s``) with the prefix ``MEASURED``.
+
+These are the few things only a real process shows: APScheduler firing on the wall
+clock, signals, exit codes, the log on stdout, the SQLite lock dying with its process,
+two daemons sharing PostgreSQL. The daemon's logic (the wake-up re-armed at the next due
+time, the catch-up after downtime, dispatch, a stop honoured, the reconnection backoff)
+is tested on simulated time in ``tests/integration/test_daemon_jobs.py``.
 """
 
 from __future__ import annotations
@@ -48,13 +54,6 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
         if time.monotonic() > limit:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
-
-
-def sleep_until(instant: datetime) -> None:
-    """Let wall-clock time pass (not an outcome: nothing to poll)."""
-    delay = (instant - datetime.now(UTC)).total_seconds()
-    if delay > 0:
-        time.sleep(delay)
 
 
 class Daemon:
@@ -107,14 +106,10 @@ class Daemon:
             self._log.close()
 
     def terminate(self, timeout: float = 10) -> tuple[int, float]:
-        """SIGTERM once the daemon is idle, then the exit code and the seconds it took.
+        """SIGTERM, then the exit code and the seconds it took.
 
-        Idle: the outcome the test waited for is committed, but the job that produced it
-        may still be re-arming the wake-up; a SIGTERM landing inside a job is its own test
-        (test_sigterm_while_the_deadline_work_is_in_hand...). There is no outcome to poll
-        for "the job returned", so give it a moment.
-        """
-        time.sleep(0.3)
+        The job that produced the outcome a test waited for may still be running (say,
+        re-arming the wake-up): the daemon finishes it and exits 0 all the same."""
         begun = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -239,15 +234,18 @@ def measured(what: str, seconds: float) -> None:
 def test_the_daemon_lapses_on_time_logs_each_action_and_stops_on_sigterm(
     sqlite_url: str, daemons: Callable[..., Daemon]
 ) -> None:
+    """The batch opens once the daemon runs (its sweep finds the new deadline), so the
+    time the daemon takes to start, slow under load, is not part of the deadline's lead."""
     with prepare(sqlite_url) as engine:
-        deadline = open_soon(engine, 4)
-        lapsing, kept = the_cast(engine)
         daemon = daemons(sqlite_url)
         daemon.wait_started()
+        wait_for("the catch-up", lambda: "caught up" in daemon.log, timeout=20)
+        deadline = open_soon(engine, 3)
+        lapsing, kept = the_cast(engine)
         assert datetime.now(UTC) < deadline, "setup took too long to test firing on time"
         assert lapse_records(engine) == Counter(), "lapsed before the deadline"
 
-        wait_for("the lapse", lambda: lapsed(engine, lapsing), timeout=4 + 10)
+        wait_for("the lapse", lambda: lapsed(engine, lapsing), timeout=3 + 20)
         delays = []
         for n in lapsing:
             record = engine.history(n.id)[-1]
@@ -332,7 +330,10 @@ def test_sigterm_while_the_deadline_work_is_in_hand_finishes_it_and_exits_0(
             assert lapsed(engine, lapsing)  # the tick committed; its dispatch is in hand
             daemon.process.send_signal(signal.SIGTERM)
             begun = time.monotonic()
-            time.sleep(0.2)  # let the signal land while the message is still held
+            # the signal has landed while the message is still held
+            wait_for(
+                "the daemon to log the signal", lambda: "stopping signal=SIGTERM" in daemon.log, 10
+            )
             inbox.gate.set()
             try:
                 code = daemon.wait(timeout=10)
@@ -372,42 +373,6 @@ def test_json_logs_are_one_object_per_line(sqlite_url: str, daemons: Callable[..
     assert len(actions) == 1, documents
     assert (actions[0]["batch"], actions[0]["lapsed"]) == ("soon", 3)
     assert documents[0]["message"] == STARTED and documents[-1]["message"] == "daemon stopped"
-
-
-def test_killed_before_the_deadline_and_restarted_after_it_catches_up_once(
-    sqlite_url: str, daemons: Callable[..., Daemon]
-) -> None:
-    with prepare(sqlite_url) as engine:
-        deadline = open_soon(engine, 4)
-        lapsing, kept = the_cast(engine)
-        first = daemons(sqlite_url, name="first")
-        first.wait_started()
-        first.kill()
-        assert datetime.now(UTC) < deadline, "killed too late for this test"
-        assert first.process.returncode == -signal.SIGKILL
-
-        sleep_until(deadline + timedelta(seconds=1))
-        assert lapse_records(engine) == Counter(), "something lapsed with no daemon running"
-        assert [t.kind for t in engine.timers("soon") if t.kind == "deadline"] == ["deadline"]
-
-        second = daemons(sqlite_url, name="second")
-        wait_for("the catch-up", lambda: lapsed(engine, lapsing), timeout=20)
-        wait_for("the deadline's notices to be sent", lambda: deadline_sent(engine), timeout=10)
-        catch_up = max((engine.history(n.id)[-1].at - second.started_at) for n in lapsing)
-        measured("restart to catch-up lapse", catch_up.total_seconds())
-        for n in lapsing:
-            assert engine.history(n.id)[-1].at > deadline + timedelta(seconds=1)
-        code, _ = second.terminate()
-        assert code == 0, second.log
-
-        assert lapse_records(engine) == Counter(n.id for n in lapsing)  # exactly once each
-        for n in kept:
-            assert engine.get(n.id) == n
-        assert [t.kind for t in engine.timers("soon")] == ["milestone"]  # the 2030 one
-        assert sum("closed the batch" in line for line in second.lines) == 1, second.log
-        milestones = [n for n in engine.notices() if n.kind == "milestone"]
-        assert sorted(n.actor for n in milestones) == ["drc:hebei", "gov:hebei"]
-        assert engine.verify_audit().ok
 
 
 def test_one_daemon_per_sqlite_database_and_the_lock_dies_with_the_process(
@@ -483,14 +448,15 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
         drafts = {}
         for i in range(BATCHES):
             batch, province = f"b{i:03d}", provinces[i % len(provinces)]
-            engine.open_batch(
-                "ndrc",
-                batch,
-                deadline=base + timedelta(milliseconds=10 * i),
-                quotas={province: 1},
+            # setup slower than planned (a loaded machine): a deadline just ahead instead,
+            # with time to nominate before it
+            deadline = max(
+                base + timedelta(milliseconds=10 * i), datetime.now(UTC) + timedelta(seconds=3)
             )
+            engine.open_batch("ndrc", batch, deadline=deadline, quotas={province: 1})
             drafts[batch] = walk(engine, f"市{i:03d}", "drafted", province, batch)
-        due = [t for t in engine.timers() if t.due_at <= base + timedelta(seconds=3)]
+        last = deadline
+        due = [t for t in engine.timers() if t.due_at <= last]
         assert len(due) == BATCHES + PILOTS
         if datetime.now(UTC) >= base:
             print("\nNOTE setup outlasted the deadlines: the daemons race at start instead")
@@ -506,7 +472,7 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
                     sa.text(
                         "SELECT count(*) FROM timers WHERE status = 'pending' AND due_at <= :t"
                     ),
-                    {"t": base + timedelta(seconds=3)},
+                    {"t": last},
                 ).scalar()
                 unsent = c.execute(
                     sa.text("SELECT count(*) FROM notices WHERE status <> 'sent'")
@@ -514,7 +480,7 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
             return left == 0 and unsent == 0
 
         wait_for("every due timer done and every notice sent", all_done, timeout=60)
-        measured("last deadline to all done", (datetime.now(UTC) - base).total_seconds() - 2)
+        measured("last deadline to all done", (datetime.now(UTC) - last).total_seconds())
         for d in (a, b):
             code, _ = d.terminate()
             assert code == 0, d.log

@@ -2,7 +2,7 @@
 
 Eight threads of this process (six share one Engine, two own one each) and eight separate
 processes (six call the Engine, two run every command through the CLI's ``main`` with
-``--json``) fire a random mix of commands at three shared provinces for ``DURATION``
+``--json``) fire a random mix of commands at three shared provinces for a few
 seconds: nominate (duplicate names and ineligible levels on purpose), every event of the
 programme with the right actor, reads (show, list, board, audit verify), fires with
 ``expected_version`` from a read that went stale, idempotent fires replayed with their
@@ -30,9 +30,9 @@ read (``show``, ``audit verify``) that a writer commits in the middle of must st
 as of one moment.
 
 The figures (commands per kind, outcomes, retries, refusal reasons, throughput) go to
-``.reliability/load-<db>.json`` and are printed. ``PEAKPILOT_FULL_RUN=1`` runs 60 s per
-database (and marks the test slow); the default is a short run. ``PEAKPILOT_LOAD_SEED``
-replays a seed (each run prints its own).
+``.reliability/load-<db>.json`` and are printed. The load run is marked ``slow`` (``-m
+"not slow"`` leaves it out): 8 s per database by default, 60 s with
+``PEAKPILOT_FULL_RUN=1``. ``PEAKPILOT_LOAD_SEED`` replays a seed (each run prints its own).
 """
 
 from __future__ import annotations
@@ -65,8 +65,7 @@ from peakpilot import Engine, FrozenClock, PeakpilotError
 from peakpilot.workflow.snapshots import to_jsonable
 from tests.conftest import BEFORE_DEADLINE
 
-FULL = os.environ.get("PEAKPILOT_FULL_RUN") == "1"
-DURATION = 60.0 if FULL else 8.0
+SHORT_DURATION, FULL_DURATION = 8.0, 60.0  # seconds of load per database
 THREADS = 8
 SHARED_ENGINE_THREADS = 6  # threads 0-5 share the fixture's Engine; 6 and 7 own one each
 PROCESSES = 8
@@ -78,8 +77,6 @@ MAX_RETRIES = 5
 SEEN_LIMIT = 300
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / ".reliability"
-
-pytestmark = [pytest.mark.slow] if FULL else []
 
 OUTCOMES = {0: "done", 4: "not_permitted", 5: "refused", 6: "conflict"}
 FORBIDDEN = re.compile(r"database is locked|deadlock|Traceback|OperationalError", re.IGNORECASE)
@@ -720,12 +717,14 @@ def process_main(argv: list[str]) -> None:
 # -- the test ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sixteen_workers_under_mixed_load_keep_every_rule(
-    engine: Engine, db_url: str, tmp_path: Path
+    engine: Engine, db_url: str, tmp_path: Path, full_run: bool
 ) -> None:
     db = "sqlite" if db_url.startswith("sqlite") else "postgres"
     seed = int(os.environ.get("PEAKPILOT_LOAD_SEED", random.randrange(2**31)))
-    print(f"\nload on {db}: {DURATION:.0f} s, seed {seed} (PEAKPILOT_LOAD_SEED replays it)")
+    duration = FULL_DURATION if full_run else SHORT_DURATION
+    print(f"\nload on {db}: {duration:.0f} s, seed {seed} (PEAKPILOT_LOAD_SEED replays it)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
     now = engine.clock.now().isoformat()
     processes = []
@@ -764,7 +763,7 @@ def test_sixteen_workers_under_mixed_load_keep_every_rule(
         ]
         engines = [engine] * SHARED_ENGINE_THREADS + own_engines
         started = time.time()
-        stop_at = started + DURATION
+        stop_at = started + duration
         (tmp_path / "go.tmp").write_text(repr(stop_at))
         os.replace(tmp_path / "go.tmp", tmp_path / "go")
         workers = [
@@ -781,10 +780,10 @@ def test_sixteen_workers_under_mixed_load_keep_every_rule(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=DURATION + 180)
+            thread.join(timeout=duration + 180)
         stuck = [t.name for t in threads if t.is_alive()]
         for process in processes:
-            process.wait(timeout=DURATION + 180)
+            process.wait(timeout=duration + 180)
         elapsed = time.time() - started
         for own in own_engines:
             own.close()
@@ -808,7 +807,7 @@ def test_sixteen_workers_under_mixed_load_keep_every_rule(
     checked_at = time.time()
     problems, after = check_database(engine, tally)
     check_seconds = time.time() - checked_at
-    report = figures(db, seed, elapsed, check_seconds, tally, after)
+    report = figures(db, seed, duration, full_run, elapsed, check_seconds, tally, after)
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / f"load-{db}.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2) + "\n"
@@ -917,6 +916,8 @@ def check_database(engine: Engine, tally: Tally) -> tuple[list[str], dict[str, i
 def figures(
     db: str,
     seed: int,
+    duration: float,
+    full_run: bool,
     elapsed: float,
     check_seconds: float,
     tally: Tally,
@@ -933,10 +934,10 @@ def figures(
     return {
         "database": db,
         "seed": seed,
-        "duration_s": DURATION,
+        "duration_s": duration,
         "elapsed_s": round(elapsed, 1),
         "check_s": round(check_seconds, 1),
-        "full_run": FULL,
+        "full_run": full_run,
         "workers": {
             "threads": THREADS,
             "threads_sharing_one_engine": SHARED_ENGINE_THREADS,
@@ -956,7 +957,7 @@ def figures(
         "failure_kinds": dict(tally.failure_kinds),
         "failures": tally.failures[:20],
         "reproduce": (
-            f"{'PEAKPILOT_FULL_RUN=1 ' if FULL else ''}.venv/bin/pytest "
+            f"{'PEAKPILOT_FULL_RUN=1 ' if full_run else ''}.venv/bin/pytest "
             f"'tests/faults/test_load.py::test_sixteen_workers_under_mixed_load_keep_every_rule"
             f"[{db}]' -s"
         ),

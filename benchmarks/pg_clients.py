@@ -50,7 +50,7 @@ def client(
         "raw": (Cycler([Nominated(*n) for n in raw_nominations]), raw),
     }
     try:
-        engine.notifier  # noqa: B018  (loads the programme and the templates now)
+        engine.check_templates()  # loads the programme and the templates now
         pipe.send(("ready",))
         while True:
             message = pipe.recv()

@@ -82,8 +82,9 @@ def _claimable(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     """People act from the command line; ``system`` is the scheduler's own actor."""
     from peakpilot.errors import NotPermitted
     from peakpilot.states.actors import Actor
+    from peakpilot.vocabulary import SYSTEM
 
-    if value is not None and Actor.parse(value).role == "system":
+    if value is not None and Actor.parse(value).role == SYSTEM:
         raise NotPermitted("`system` is the scheduler's actor: it cannot act from the command line")
     return value
 

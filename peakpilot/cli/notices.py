@@ -7,12 +7,13 @@ import click
 
 from peakpilot.cli.app import current_settings, json_option, open_engine
 from peakpilot.cli.output import emit, rich_console, when
+from peakpilot.vocabulary import NoticeStatus
 
 
 @click.group(invoke_without_command=True)
 @click.option(
     "--status",
-    type=click.Choice(["pending", "sent", "failed", "dead"]),
+    type=click.Choice([status.value for status in NoticeStatus]),
     help="Only notices of this status.",
 )
 @json_option

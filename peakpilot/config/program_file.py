@@ -35,6 +35,7 @@ from peakpilot.config.program import (
 from peakpilot.config.yaml_lines import line_of, load_yaml
 from peakpilot.errors import ConfigError
 from peakpilot.states.guards import GUARDS
+from peakpilot.vocabulary import BATCH_ID
 
 SHIPPED_PROGRAM = "carbon_peak_2023.yaml"
 # The notices the scheduler's work sends; the programme says who receives each.
@@ -124,7 +125,7 @@ class _NominateFile(_Strict):
 
 
 class _BatchFile(_Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    id: str = Field(pattern=f"^{BATCH_ID.pattern}$")
     deadline: datetime
     reminder_days: list[StrictInt] = [14, 7, 1]
     quotas: dict[str, StrictInt] = Field(min_length=1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from peakpilot.errors import InvalidInput
+from peakpilot.vocabulary import SYSTEM
 
 if TYPE_CHECKING:
     from peakpilot.config.program import Program
@@ -36,7 +37,7 @@ class Actor:
         return self.role if self.province is None else f"{self.role}:{self.province}"
 
 
-SYSTEM = Actor("system")
+SYSTEM_ACTOR = Actor(SYSTEM)  # the scheduler acting on its own
 
 
 def resolve_actor(actor: Actor, program: Program) -> Actor:

@@ -47,7 +47,7 @@ class _ProspectiveNomination:
 Condition = Callable[[EventData], bool]
 
 
-class Workflow:
+class StateMachine:
     """Decides events for nominations of one programme. Pure: no I/O, no clock."""
 
     def __init__(self, program: Program) -> None:

@@ -59,7 +59,7 @@ class Commands:
             )
         check_name(name)
         now = self.rt.now()
-        workflow = self.rt.workflow
+        machine = self.rt.machine
 
         def create(tx: Transaction) -> Nomination:
             batch_record = self._batch_for_nomination(tx, batch, province_slug)
@@ -70,7 +70,7 @@ class Commands:
                 quota=quota_facts(self.rt, tx, batch_record.id, province_slug, lock=False),
             )
             taken = tx.nominations.name_taken(batch_record.id, province_slug, kind, name)
-            workflow.check_nominate(
+            machine.check_nominate(
                 actor, province_slug, kind, name, level, context, name_taken=taken
             )
             record = NominationRecord(
@@ -140,7 +140,7 @@ class Commands:
         reason: str | None,
         expected_version: int | None,
     ) -> Nomination:
-        program, workflow = self.rt.program, self.rt.workflow
+        program, machine = self.rt.program, self.rt.machine
         record, batch_record = tx.nominations.get_with_batch(nomination_id)
         if expected_version is not None and record.version != expected_version:
             raise Conflict(
@@ -150,11 +150,11 @@ class Commands:
         current = self.rt.nomination(record)
         now = self.rt.now()
         # the move's existence is checked before its context is read (the contract's order)
-        transition = workflow.transition(event, record.state, f"nomination {record.id}")
+        transition = machine.transition(event, record.state, f"nomination {record.id}")
         context = decision_context(
             self.rt, tx, record, batch_record, (event,), now, reason, lock=True
         )
-        to_state = workflow.decide(current, event, actor, context)
+        to_state = machine.decide(current, event, actor, context)
         # A move whose rules look at a target batch (carry_over) lands in that batch.
         batch = context.batch
         if context.target is not None and context.target.batch is not None:

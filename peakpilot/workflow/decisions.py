@@ -30,8 +30,8 @@ def decision_context(
 ) -> DecisionContext:
     """What the guards of ``events`` (from the nomination's state) read about it in its
     batch. With ``lock``, the quota row is locked (a command about to decide)."""
-    program, workflow = rt.program, rt.workflow
-    needs = frozenset().union(*(workflow.needs(e, record.state) for e in events))
+    program, machine = rt.program, rt.machine
+    needs = frozenset().union(*(machine.needs(e, record.state) for e in events))
     return DecisionContext(
         now=now,
         batch=batch_facts(rt, batch),

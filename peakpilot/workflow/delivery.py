@@ -18,6 +18,7 @@ from peakpilot.notifications.channels import Channel, Envelope
 from peakpilot.vocabulary import NoticeStatus
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import DispatchReport, Notice
+from peakpilot.workflow.store.outbox import ClaimedNotice
 from peakpilot.workflow.store.transaction import Transaction
 
 LEASE = timedelta(minutes=5)
@@ -53,7 +54,7 @@ class Delivery:
         batches = 0
         db = self.rt.db
         while True:
-            claimed = []
+            claimed: list[ClaimedNotice] = []
             if (stop is None or not stop.is_set()) and (  # a stopping daemon claims nothing
                 max_batches is None or batches < max_batches
             ):

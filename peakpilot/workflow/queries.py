@@ -49,16 +49,15 @@ class Queries:
     def show(self, nomination_id: str, actor: Actor | str | None) -> NominationDetail:
         reader = self.rt.reader(actor)
         now = self.rt.now()
-        program, workflow = self.rt.program, self.rt.workflow
+        program, machine = self.rt.program, self.rt.machine
 
         def read(tx: Transaction) -> NominationDetail:
             record, batch = tx.nominations.get_with_batch(nomination_id)
-            self.rt.check_reader(reader, record.province)
             current = self.rt.nomination(record)
             context = decision_context(
                 self.rt, tx, record, batch, program.events, now, None, lock=False
             )
-            allowed = workflow.allowed_events(current, reader, context)
+            allowed = machine.allowed_events(current, reader, context)
             history = self.rt.history(tx.trail.history(record.id))
             timers = [self.rt.timer(t) for t in tx.timers.pending(nomination=record.id)]
             return NominationDetail(current, tuple(allowed), tuple(history), tuple(timers))

@@ -23,7 +23,7 @@ from peakpilot.workflow.store.database import Database
 if TYPE_CHECKING:
     from peakpilot.notifications.compose import Notifier
     from peakpilot.notifications.contacts import Contacts
-    from peakpilot.states.machine import Workflow
+    from peakpilot.states.machine import StateMachine
     from peakpilot.workflow.audit import ChainRecord
     from peakpilot.workflow.store.nominations import NominationRecord
     from peakpilot.workflow.store.outbox import NoticeRecord
@@ -52,7 +52,7 @@ class Runtime:
         self._templates_dir = templates_dir
         self._template_cache_dir = template_cache_dir
         self._program: Program | None = None
-        self._workflow: Workflow | None = None
+        self._machine: StateMachine | None = None
         self._notifier: Notifier | None = None
         self._actors: ActorResolver | None = None
 
@@ -77,17 +77,17 @@ class Runtime:
     def use_program(self, program: Program) -> None:
         """``init`` stored ``program``: what was built from an older one is dropped."""
         if self._program != program:
-            self._program, self._workflow, self._notifier = program, None, None
+            self._program, self._machine, self._notifier = program, None, None
             self._actors = None
 
     @property
-    def workflow(self) -> Workflow:
+    def machine(self) -> StateMachine:
         """The programme's state machine (``transitions``), built for the first decision."""
-        from peakpilot.states.machine import Workflow
+        from peakpilot.states.machine import StateMachine
 
-        if self._workflow is None:
-            self._workflow = Workflow(self.program)
-        return self._workflow
+        if self._machine is None:
+            self._machine = StateMachine(self.program)
+        return self._machine
 
     @property
     def notifier(self) -> Notifier:

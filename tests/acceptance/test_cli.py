@@ -576,18 +576,21 @@ def test_board_from_a_toml_settings_file(base: dict[str, str], tmp_path: Path) -
     assert json.loads(proc.stdout)["batch"] == BATCH
 
 
-def test_board_of_a_database_stored_before_its_facts_were_kept(
+def test_a_database_stored_before_its_compiled_programme_was_kept(
     base: dict[str, str], tmp_path: Path
 ) -> None:
+    """Its programme's text is validated instead (slower, the same answers), until the
+    next init stores the compiled form."""
     older = tmp_path / "older.db"
     shutil.copy(base["db"].removeprefix("sqlite:///"), older)
     with sqlite3.connect(older) as connection:
-        connection.execute("UPDATE programs SET facts = NULL")
+        connection.execute("UPDATE programs SET compiled = NULL")
     url = f"sqlite:///{older}"
     assert doc("board", db=url) == doc("board", db=base["db"])
+    assert doc("show", base["P"], db=url) == doc("show", base["P"], db=base["db"])
     ok("init", db=url)
     with sqlite3.connect(older) as connection:
-        assert connection.execute("SELECT facts FROM programs").fetchone()[0] is not None
+        assert connection.execute("SELECT compiled FROM programs").fetchone()[0] is not None
 
 
 @pytest.mark.parametrize(
@@ -634,11 +637,16 @@ def test_diagram_of_an_unreachable_database_is_an_error(json_flag: tuple[str, ..
 
 
 def test_diagram_of_a_damaged_programme_is_an_error(tmp_path: Path) -> None:
-    """A stored programme that no longer parses is refused (5), not replaced by the
-    shipped one."""
+    """A stored programme that no longer reads back is refused (5), not replaced by the
+    shipped one: its compiled form damaged, or (stored before compiled forms were kept)
+    its text."""
     url = f"sqlite:///{tmp_path / 'damaged.db'}"
     ok("init", db=url)
-    execute_sql(url, "UPDATE programs SET source = 'states: [never closed'")
+    execute_sql(url, "UPDATE programs SET compiled = '{\"format\": 1}'")
+    proc = fails(5, "diagram", db=url)
+    assert "the stored programme is damaged" in proc.stderr
+    assert proc.stdout == ""
+    execute_sql(url, "UPDATE programs SET compiled = NULL, source = 'states: [never closed'")
     proc = fails(5, "diagram", db=url)
     assert "stored programme" in proc.stderr
     assert proc.stdout == ""

@@ -59,10 +59,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from peakpilot import Engine, FrozenClock, PeakpilotError
 from peakpilot.workflow.snapshots import to_jsonable
+from peakpilot.workflow.store.database import StoreHooks
 from tests.conftest import BEFORE_DEADLINE
 
 SHORT_DURATION, FULL_DURATION = 8.0, 60.0  # seconds of load per database
@@ -968,26 +968,27 @@ def figures(
 
 
 @contextmanager
-def commit_between_statements(reader: Engine, write: Callable[[], object]) -> Iterator[list[str]]:
-    """Run ``write`` (another Engine, committed) just before the second SQL statement of
-    ``reader``'s next call: a writer committing in the middle of a read, every time."""
-    _ = reader.program  # loaded now: its query is not the call's first statement
+def commit_between_statements(
+    db_url: str, write: Callable[[], object]
+) -> Iterator[tuple[Engine, list[str]]]:
+    """A reader Engine that runs ``write`` (another Engine, committed) right after the
+    first SQL statement of its next call, before the second: a writer committing in the
+    middle of a read, every time. The statements of that call are listed as they run."""
     statements: list[str] = []
+    armed = False
 
-    def before(
-        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
-    ) -> None:
-        if statement.lstrip().upper().startswith("BEGIN"):
-            return
-        statements.append(statement)
-        if len(statements) == 2:
-            write()
+    def after(statement: str, _rowcount: int) -> None:
+        if armed:
+            statements.append(statement)
+            if len(statements) == 1:
+                write()
 
-    sa.event.listen(reader.database.engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(reader.database.engine, "before_cursor_execute", before)
+    with Engine(
+        db_url, clock=FrozenClock(BEFORE_DEADLINE), hooks=StoreHooks(statement=after)
+    ) as reader:
+        _ = reader.program  # loaded now: its query is not the call's first statement
+        armed = True
+        yield reader, statements
 
 
 def test_show_is_one_snapshot_while_a_writer_commits(engine: Engine, db_url: str) -> None:
@@ -999,12 +1000,9 @@ def test_show_is_one_snapshot_while_a_writer_commits(engine: Engine, db_url: str
         "drc:hebei", province="hebei", kind="city", name="快照市", level="prefecture"
     )
     engine.fire(nomination.id, "submit_for_approval", "drc:hebei")
-    with (
-        Engine(db_url, clock=FrozenClock(BEFORE_DEADLINE)) as reader,
-        commit_between_statements(
-            reader, lambda: engine.fire(nomination.id, "approve", "gov:hebei")
-        ) as statements,
-    ):
+    with commit_between_statements(
+        db_url, lambda: engine.fire(nomination.id, "approve", "gov:hebei")
+    ) as (reader, statements):
         detail = reader.show(nomination.id, "gov:hebei")
     assert len(statements) >= 2 and engine.get(nomination.id).version == 3  # the writer ran
     trail = [(r.seq, r.event, r.to_state) for r in detail.history]
@@ -1019,12 +1017,9 @@ def test_audit_verify_while_a_writer_commits_finds_no_break(engine: Engine, db_u
     nomination = engine.nominate(
         "drc:hebei", province="hebei", kind="city", name="审计市", level="prefecture"
     )
-    with (
-        Engine(db_url, clock=FrozenClock(BEFORE_DEADLINE)) as reader,
-        commit_between_statements(
-            reader, lambda: engine.fire(nomination.id, "submit_for_approval", "drc:hebei")
-        ) as statements,
-    ):
+    with commit_between_statements(
+        db_url, lambda: engine.fire(nomination.id, "submit_for_approval", "drc:hebei")
+    ) as (reader, statements):
         report = reader.verify_audit()
     assert len(statements) >= 2 and engine.get(nomination.id).version == 2  # the writer ran
     assert report.ok, f"audit verify beside one commit reported {report}"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from peakpilot.config.program import Program, load_program
 from peakpilot.errors import InvalidInput
-from peakpilot.states.actors import SYSTEM, Actor, resolve_actor
+from peakpilot.states.actors import SYSTEM_ACTOR, Actor, resolve_actor
 from tests.design import PROVINCES
 
 _PROGRAM = load_program()
@@ -126,7 +126,7 @@ def test_resolve_refuses(program: Program, text: str, words: list[str]) -> None:
     "actor",
     [
         Actor("ndrc"),
-        SYSTEM,
+        SYSTEM_ACTOR,
         Actor("drc", "hebei"),
         Actor("gov", "130000"),
         Actor("gov", "inner_mongolia"),
@@ -139,7 +139,7 @@ def test_str_round_trips(actor: Actor) -> None:
 def test_str_forms() -> None:
     assert str(Actor("ndrc")) == "ndrc"
     assert str(Actor("drc", "hebei")) == "drc:hebei"
-    assert Actor("system") == SYSTEM
+    assert Actor("system") == SYSTEM_ACTOR
 
 
 @given(

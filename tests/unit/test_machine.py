@@ -17,7 +17,7 @@ from peakpilot.config.program import load_program
 from peakpilot.errors import InvalidInput, NotPermitted, PeakpilotError, Refused
 from peakpilot.states.actors import Actor, ActorResolver
 from peakpilot.states.guards import BatchFacts, DecisionContext, QuotaFacts, TargetFacts
-from peakpilot.states.machine import Workflow
+from peakpilot.states.machine import StateMachine
 
 BEIJING = timezone(timedelta(hours=8))
 DEADLINE = datetime(2023, 11, 15, 0, 0, tzinfo=BEIJING)
@@ -115,8 +115,8 @@ def passing_context(event: str) -> DecisionContext:
 
 
 @pytest.fixture(scope="module")
-def workflow() -> Workflow:
-    return Workflow(load_program())
+def workflow() -> StateMachine:
+    return StateMachine(load_program())
 
 
 # --- the full table ------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_the_table_has_every_cell() -> None:
 
 @pytest.mark.parametrize(("state", "event", "actor"), CELLS)
 def test_every_cell_of_the_workflow_table(
-    workflow: Workflow, state: str, event: str, actor: str
+    workflow: StateMachine, state: str, event: str, actor: str
 ) -> None:
     expected = _expected_outcome(state, event, actor)
     nomination = nom(state)
@@ -309,7 +309,7 @@ GUARD_FAILURES = [
 
 @pytest.mark.parametrize(("state", "event", "actor", "ctx", "words"), GUARD_FAILURES)
 def test_each_failing_guard_is_refused_and_named(
-    workflow: Workflow,
+    workflow: StateMachine,
     state: str,
     event: str,
     actor: str,
@@ -405,18 +405,18 @@ def test_each_failing_guard_is_refused_and_named(
     ],
 )
 def test_guard_boundaries_that_pass(
-    workflow: Workflow, state: str, event: str, actor: str, ctx: DecisionContext, dest: str
+    workflow: StateMachine, state: str, event: str, actor: str, ctx: DecisionContext, dest: str
 ) -> None:
     assert workflow.decide(nom(state), event, ACTORS[actor], ctx) == dest
 
 
-def test_decide_does_not_change_the_nomination(workflow: Workflow) -> None:
+def test_decide_does_not_change_the_nomination(workflow: StateMachine) -> None:
     nomination = nom("drafted")
     assert workflow.decide(nomination, "withdraw", ACTORS["drc:hebei"], context()) == "withdrawn"
     assert nomination.state == "drafted"
 
 
-def test_a_province_code_actor_is_the_province_once_resolved(workflow: Workflow) -> None:
+def test_a_province_code_actor_is_the_province_once_resolved(workflow: StateMachine) -> None:
     from peakpilot.states.actors import resolve_actor
 
     actor = resolve_actor(Actor.parse("drc:130000"), workflow.program)
@@ -430,7 +430,7 @@ def test_a_province_code_actor_is_the_province_once_resolved(workflow: Workflow)
 @pytest.mark.parametrize("actor", list(ACTORS))
 @pytest.mark.parametrize("event", ["explode", "nominate", "Submit", ""])
 def test_undeclared_event_is_refused_first(
-    workflow: Workflow, state: str, actor: str, event: str
+    workflow: StateMachine, state: str, actor: str, event: str
 ) -> None:
     ctx = context(batch=dataclasses.replace(FIRST, is_open=False), reason=None)
     with pytest.raises(Refused) as info:
@@ -453,7 +453,7 @@ def test_undeclared_event_is_refused_first(
     ],
 )
 def test_no_transition_from_state_is_refused_before_the_actor(
-    workflow: Workflow, state: str, event: str, actor: str
+    workflow: StateMachine, state: str, event: str, actor: str
 ) -> None:
     ctx = context(batch=dataclasses.replace(FIRST, is_open=False), reason=None)
     with pytest.raises(Refused) as info:
@@ -488,7 +488,7 @@ def test_no_transition_from_state_is_refused_before_the_actor(
     ],
 )
 def test_wrong_actor_is_not_permitted_even_when_a_guard_fails(
-    workflow: Workflow, state: str, event: str, actor: str, ctx: DecisionContext
+    workflow: StateMachine, state: str, event: str, actor: str, ctx: DecisionContext
 ) -> None:
     with pytest.raises(NotPermitted) as info:
         workflow.decide(nom(state), event, ACTORS[actor], ctx)
@@ -546,7 +546,7 @@ ALLOWED = [
 
 @pytest.mark.parametrize(("state", "actor", "ctx", "expected"), ALLOWED)
 def test_allowed_events(
-    workflow: Workflow,
+    workflow: StateMachine,
     state: str,
     actor: str | None,
     ctx: DecisionContext,
@@ -560,7 +560,7 @@ def test_allowed_events(
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("actor", [*ACTORS, None])
 def test_allowed_events_agree_with_decide(
-    workflow: Workflow, state: str, actor: str | None
+    workflow: StateMachine, state: str, actor: str | None
 ) -> None:
     """What an actor is offered is exactly what decide lets them do (reason given)."""
     for now in (EARLY, DEADLINE):
@@ -591,7 +591,7 @@ def test_allowed_events_agree_with_decide(
         pytest.param(context(now=LATE), id="after-deadline-batch-still-open"),
     ],
 )
-def test_check_nominate_allows_own_drc(workflow: Workflow, ctx: DecisionContext) -> None:
+def test_check_nominate_allows_own_drc(workflow: StateMachine, ctx: DecisionContext) -> None:
     assert (
         workflow.check_nominate(
             ACTORS["drc:hebei"], "hebei", "city", "保定市", "prefecture", ctx, name_taken=False
@@ -601,7 +601,7 @@ def test_check_nominate_allows_own_drc(workflow: Workflow, ctx: DecisionContext)
 
 
 @pytest.mark.parametrize("actor", ["gov:hebei", "drc:shanxi", "gov:shanxi", "ndrc", "system"])
-def test_check_nominate_not_permitted(workflow: Workflow, actor: str) -> None:
+def test_check_nominate_not_permitted(workflow: StateMachine, actor: str) -> None:
     with pytest.raises(NotPermitted) as info:
         workflow.check_nominate(
             ACTORS[actor], "hebei", "city", "保定市", "prefecture", context(), name_taken=False
@@ -618,7 +618,9 @@ def test_check_nominate_not_permitted(workflow: Workflow, actor: str) -> None:
         pytest.param(context(quota=QuotaFacts(0, 0)), ["no quota"], id="quota-zero"),
     ],
 )
-def test_check_nominate_refused(workflow: Workflow, ctx: DecisionContext, words: list[str]) -> None:
+def test_check_nominate_refused(
+    workflow: StateMachine, ctx: DecisionContext, words: list[str]
+) -> None:
     with pytest.raises(Refused) as info:
         workflow.check_nominate(
             ACTORS["drc:hebei"], "hebei", "city", "保定市", "prefecture", ctx, name_taken=False
@@ -628,7 +630,7 @@ def test_check_nominate_refused(workflow: Workflow, ctx: DecisionContext, words:
         assert word in str(info.value)
 
 
-def test_check_nominate_wrong_actor_before_guards(workflow: Workflow) -> None:
+def test_check_nominate_wrong_actor_before_guards(workflow: StateMachine) -> None:
     with pytest.raises(NotPermitted):
         workflow.check_nominate(
             ACTORS["drc:shanxi"],
@@ -642,7 +644,7 @@ def test_check_nominate_wrong_actor_before_guards(workflow: Workflow) -> None:
 
 
 def test_check_nominate_refuses_an_ineligible_level_before_a_taken_name(
-    workflow: Workflow,
+    workflow: StateMachine,
 ) -> None:
     with pytest.raises(Refused, match="a county-level city is not eligible"):
         workflow.check_nominate(
@@ -651,7 +653,7 @@ def test_check_nominate_refuses_an_ineligible_level_before_a_taken_name(
 
 
 def test_check_nominate_refuses_a_name_the_batch_has_for_the_province(
-    workflow: Workflow,
+    workflow: StateMachine,
 ) -> None:
     with pytest.raises(Refused, match="hebei already has a city of that name in batch"):
         workflow.check_nominate(
@@ -662,7 +664,7 @@ def test_check_nominate_refuses_a_name_the_batch_has_for_the_province(
 # --- diagrams ------------------------------------------------------------------------
 
 
-def test_mermaid_diagram(workflow: Workflow) -> None:
+def test_mermaid_diagram(workflow: StateMachine) -> None:
     text = workflow.diagram("mermaid")
     assert "stateDiagram-v2" in text
     for state in STATES:
@@ -671,11 +673,11 @@ def test_mermaid_diagram(workflow: Workflow) -> None:
         assert event in text
 
 
-def test_mermaid_is_the_default(workflow: Workflow) -> None:
+def test_mermaid_is_the_default(workflow: StateMachine) -> None:
     assert "stateDiagram-v2" in workflow.diagram()
 
 
-def test_dot_diagram(workflow: Workflow) -> None:
+def test_dot_diagram(workflow: StateMachine) -> None:
     text = workflow.diagram("dot")
     assert "digraph" in text
     for state in STATES:
@@ -683,7 +685,7 @@ def test_dot_diagram(workflow: Workflow) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["png", "", "MERMAID", "svg"])
-def test_unknown_diagram_format(workflow: Workflow, fmt: str) -> None:
+def test_unknown_diagram_format(workflow: StateMachine, fmt: str) -> None:
     with pytest.raises(InvalidInput) as info:
         workflow.diagram(fmt)
     assert "mermaid" in str(info.value) and "dot" in str(info.value)
@@ -719,7 +721,7 @@ _STEP = st.tuples(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(_STEP, max_size=25))
-def test_random_walks_stay_in_declared_states(workflow: Workflow, steps: list[tuple]) -> None:
+def test_random_walks_stay_in_declared_states(workflow: StateMachine, steps: list[tuple]) -> None:
     nomination = nom("drafted")
     for event, actor, reason, now, is_open, used, target in steps:
         needs = workflow.needs(event, nomination.state) if event in EVENTS else frozenset()

@@ -159,7 +159,7 @@ class Database:
                         connection.rollback()  # a no-op after the commit
                         raw.driver_connection.isolation_level = ""  # type: ignore[union-attr]
         except exc.DBAPIError as error:
-            raise self._lost_or(translate(error.orig, self.sql), False) from error
+            raise self._lost_or(translate(error.orig or error, self.sql), False) from error
 
     def _statements(self, connection: PoolProxiedConnection) -> Statements:
         hooks = self._hooks

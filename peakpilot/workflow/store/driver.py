@@ -150,8 +150,30 @@ class Statements:
         except self.dialect.error as error:
             raise translate(error, self.dialect, self.connection, self.cursor) from error
 
+    def stream(
+        self, text: str, params: Sequence[Any] = (), *, size: int
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of one statement, fetched ``size`` at a time on a cursor of their own
+        (on PostgreSQL a server-side one, so memory stays flat however many rows)."""
+        driver: Any = self.connection.driver_connection
+        if self.dialect.name == "postgresql":
+            cursor = driver.cursor(name="peakpilot_stream")
+        else:
+            cursor = self.connection.cursor()
+        try:
+            try:
+                cursor.execute(self.dialect.sql(text), params)
+            except self.dialect.error as error:
+                raise translate(error, self.dialect, self.connection, cursor) from error
+            if self._probe is not None:
+                self._probe(text, cursor.rowcount)
+            while rows := cursor.fetchmany(size):
+                yield from rows
+        finally:
+            cursor.close()
+
     def one(self, text: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        return self.execute(text, params).fetchone()  # type: ignore[no-any-return]
+        return self.execute(text, params).fetchone()
 
     def all(self, text: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
         return self.execute(text, params).fetchall()

@@ -3,6 +3,7 @@ that appends the matching record to the nomination's audit chain."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,7 +90,7 @@ class Nominations:
 
     def list(
         self, *, state: str | None = None, province: str | None = None, batch: str | None = None
-    ) -> list[NominationRecord]:
+    ) -> builtins.list[NominationRecord]:
         """Nominations in creation order, filtered by whichever of the three are given."""
         conditions, params = [], []
         for column, value in (("state", state), ("province", province), ("batch_id", batch)):
@@ -115,7 +116,9 @@ class Nominations:
             (batch_id, province, *states),
         )
 
-    def names_in_states(self, batch_id: str, states: Sequence[str]) -> list[tuple[str, str]]:
+    def names_in_states(
+        self, batch_id: str, states: Sequence[str]
+    ) -> builtins.list[tuple[str, str]]:
         """(province, name) of the batch's nominations in ``states``, in creation order."""
         rows = self.sql.all(
             "SELECT province, name FROM nominations WHERE batch_id = ? "

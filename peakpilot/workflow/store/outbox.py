@@ -4,6 +4,7 @@ On PostgreSQL several dispatchers claim disjoint rows (``FOR UPDATE SKIP LOCKED`
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -122,7 +123,7 @@ class Outbox:
             ],
         )
 
-    def list(self, status: NoticeStatus | None = None) -> list[NoticeRecord]:
+    def list(self, status: NoticeStatus | None = None) -> builtins.list[NoticeRecord]:
         """The outbox in creation order, of one status or all."""
         where, params = ("", ()) if status is None else (" WHERE status = ?", (status.value,))
         return [self._record(row) for row in self.sql.all(f"{_SELECT}{where} ORDER BY id", params)]
@@ -143,7 +144,9 @@ class Outbox:
             raise NotFound(f"no notice {notice_id!r}: check the id (see `peakpilot notices`)")
         return row[0], row[1]
 
-    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[ClaimedNotice]:
+    def claim_due(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> builtins.list[ClaimedNotice]:
         """Lease up to ``limit`` due notices to this dispatcher and count the attempt."""
         time_in, time_out = self.sql.dialect.time_in, self.sql.dialect.time_out
         lock = " FOR UPDATE SKIP LOCKED" if self.sql.dialect.name == "postgresql" else ""
@@ -199,17 +202,23 @@ class Outbox:
 
     def _record(self, row: Sequence[Any]) -> NoticeRecord:
         dialect = self.sql.dialect
-        values = list(row)
+        (id_, kind, actor, recipient, locale, subject, status, attempts, next_attempt_at) = row[:9]
+        last_error, nomination_id, batch_id, created_at, sent_at = row[9:]
         return NoticeRecord(
-            *values[:6],
-            NoticeStatus(values[6]),
-            values[7],
-            dialect.time_out(values[8]),
-            values[9],
-            values[10],
-            values[11],
-            dialect.time_out(values[12]),
-            dialect.maybe_time_out(values[13]),
+            id_,
+            kind,
+            actor,
+            recipient,
+            locale,
+            subject,
+            NoticeStatus(status),
+            attempts,
+            dialect.time_out(next_attempt_at),
+            last_error,
+            nomination_id,
+            batch_id,
+            dialect.time_out(created_at),
+            dialect.maybe_time_out(sent_at),
         )
 
 

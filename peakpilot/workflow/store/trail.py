@@ -41,19 +41,31 @@ def new_record(
     prev_hash: str,
 ) -> audit.ChainRecord:
     """The next record of a nomination's chain, its hash computed."""
-    content = {
-        "nomination_id": nomination_id,
-        "seq": seq,
-        "event": event,
-        "from_state": from_state,
-        "to_state": to_state,
-        "actor": actor,
-        "at": at,
-        "reason": reason,
-        "batch_id": batch_id,
-        "prev_hash": prev_hash,
-    }
-    return audit.ChainRecord(**content, hash=audit.record_hash(**content))
+    digest = audit.record_hash(
+        nomination_id=nomination_id,
+        seq=seq,
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        at=at,
+        reason=reason,
+        batch_id=batch_id,
+        prev_hash=prev_hash,
+    )
+    return audit.ChainRecord(
+        nomination_id,
+        seq,
+        event,
+        from_state,
+        to_state,
+        actor,
+        at,
+        reason,
+        batch_id,
+        prev_hash,
+        digest,
+    )
 
 
 class AuditTrail:
@@ -96,19 +108,9 @@ class AuditTrail:
     def chain_records(self) -> Iterator[audit.ChainRecord]:
         """Every record in chain order (nomination, seq), fetched a few thousand at a time
         (on PostgreSQL through a server-side cursor, so memory stays flat)."""
-        statement = self.sql.dialect.sql(f"{_SELECT} ORDER BY nomination_id, seq")
-        driver = self.sql.connection.driver_connection
-        if self.sql.dialect.name == "postgresql":
-            cursor = driver.cursor(name="peakpilot_audit_chain")  # type: ignore[union-attr]
-        else:
-            cursor = self.sql.connection.cursor()
-        try:
-            cursor.execute(statement)
-            while rows := cursor.fetchmany(_STREAMED):
-                for row in rows:
-                    yield self._record(row)
-        finally:
-            cursor.close()
+        rows = self.sql.stream(f"{_SELECT} ORDER BY nomination_id, seq", size=_STREAMED)
+        for row in rows:
+            yield self._record(row)
 
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM audit_records")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from peakpilot.config.program import NoticeSpec, Program
 from peakpilot.notifications.contacts import Contacts
 from peakpilot.notifications.render import LOCALES, RenderedNotice, Renderer
+from peakpilot.notifications.variables import ActorText, BatchText, NominationText, ProvinceText
 
 # How a letter to several actors lists them: 河北省发展改革委、河北省人民政府
 _LIST_SEPARATOR = {"zh-CN": "、", "en": ", "}
@@ -120,7 +121,7 @@ class Notifier:
         def context(locale: str) -> dict[str, Any]:
             return {
                 "nomination": self.nomination_context(nomination, to_state, locale),
-                "actor": {"actor": actor, "name": self.actor_name(actor, locale)},
+                "actor": ActorText(actor, self.actor_name(actor, locale)),
                 "event": event,
                 "from_state": from_state,
                 "to_state": to_state,
@@ -140,16 +141,17 @@ class Notifier:
 
     def nomination_context(
         self, nomination: NominationLike, state: str, locale: str
-    ) -> dict[str, Any]:
+    ) -> NominationText:
+        """The ``nomination`` variable of a notice about ``nomination``, now in ``state``."""
         province = self.program.provinces[nomination.province]
-        return {
-            "id": nomination.id,
-            "name": nomination.name,
-            "kind": self.program.kinds[nomination.kind].names.get(locale),
-            "level": nomination.level,
-            "state": state,
-            "province": {"slug": province.slug, "name": province.names.get(locale)},
-        }
+        return NominationText(
+            id=nomination.id,
+            name=nomination.name,
+            kind=self.program.kinds[nomination.kind].names.get(locale),
+            level=nomination.level,
+            state=state,
+            province=ProvinceText(province.slug, province.names.get(locale)),
+        )
 
     def compose(
         self,
@@ -188,10 +190,7 @@ class Notifier:
                         locale,
                         {
                             "program_title": self.program.title.get(locale),
-                            "batch": {
-                                "id": batch.id,
-                                "deadline": self._deadline_text(batch),
-                            },
+                            "batch": BatchText(batch.id, self._deadline_text(batch)),
                             "recipient": self._addressee(addressees, locale),
                             "sent_at": format_instant(at, self.program),
                             **variables[locale],
@@ -224,15 +223,15 @@ class Notifier:
                 self._deadlines[batch.deadline_at] = text
         return text
 
-    def _addressee(self, actors: tuple[str, ...], locale: str) -> dict[str, str]:
+    def _addressee(self, actors: tuple[str, ...], locale: str) -> ActorText:
         """The ``recipient`` variable: the actor a letter is addressed to, or the actors,
         listed as the language lists them."""
-        return {
-            "actor": ", ".join(actors),
-            "name": _LIST_SEPARATOR.get(locale, ", ").join(
+        return ActorText(
+            ", ".join(actors),
+            _LIST_SEPARATOR.get(locale, ", ").join(
                 self.actor_name(actor, locale) for actor in actors
             ),
-        }
+        )
 
     def _actor_for(self, role: str, province: str) -> str:
         scope = self.program.roles[role].scope

@@ -41,42 +41,6 @@ def template_name(locale: str, kind: str, part: str) -> str:
     return f"{locale}/{kind}.{part}.j2"
 
 
-# What ``getattr`` can find on a plain dict: its methods and those of ``object``.
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
-class _QuickLookups:
-    """The two lookups every render repeats, made cheap for the contexts notices get.
-
-    Measured on a notice (three parts, each extending a layout and importing labels and
-    macros), these took a third of its time, without changing what a template means:
-
-    - A template's globals are a ``ChainMap`` over the environment's, and Jinja flattens
-      and copies that map at every render and every ``{% import %}`` (a few microseconds
-      each; jinja PR 2185). Ours are set before the first template loads and never
-      change, so each template gets them as one plain dict.
-    - ``a.b`` tries ``getattr(a, "b")`` before ``a["b"]``; on the dicts the engine passes,
-      that attribute lookup fails and raises every time. For a plain dict the outcome is
-      known beforehand (it has no attributes but those of its type), so a key that is not
-      the name of a dict attribute is looked up as a key at once: the same value, or the
-      same undefined, by the same rule.
-    """
-
-    # Mixed into Environment and SandboxedEnvironment, whose methods these extend.
-    globals: dict[str, Any]
-
-    def make_globals(self, d: Any) -> dict[str, Any]:
-        return {**self.globals, **(d or {})}
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass  # undefined, as the usual lookup decides
-        return super().getattr(obj, attribute)  # type: ignore[misc]
-
-
 def _label(code: Any, labels: dict[Any, Any]) -> Any:
     """The filter ``{{ code|label(labels.states) }}``: the code's label, or the code itself
     when it has none (a programme may add states and events the labels do not know).
@@ -88,14 +52,6 @@ def _label(code: Any, labels: dict[Any, Any]) -> Any:
     if not isinstance(labels, dict):
         raise TypeError(f"label needs a dict of labels, not {type(labels).__name__}")
     return labels.get(code, code)
-
-
-class _Environment(_QuickLookups, jinja2.Environment):
-    """The environment of the shipped templates."""
-
-
-class _SandboxedEnvironment(_QuickLookups, SandboxedEnvironment):
-    """The environment of an operator's templates (and of the shipped ones beside them)."""
 
 
 class Renderer:
@@ -119,7 +75,7 @@ class Renderer:
             "cache_size": -1,
         }
         if override_dir is None:
-            self.env: jinja2.Environment = _Environment(
+            self.env: jinja2.Environment = jinja2.Environment(
                 loader=shipped, bytecode_cache=_compiled_templates("shipped"), **options
             )
         else:
@@ -127,7 +83,7 @@ class Renderer:
             if not folder.is_dir():
                 raise ConfigError(f"PEAKPILOT_TEMPLATES_DIR {folder} is not a folder")
             loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), shipped])
-            self.env = _SandboxedEnvironment(
+            self.env = SandboxedEnvironment(
                 loader=loader, bytecode_cache=_compiled_templates("sandboxed"), **options
             )
         self.env.filters["label"] = _label

@@ -16,7 +16,6 @@ from typing import Any
 
 import jinja2
 import pytest
-from jinja2.sandbox import SandboxedEnvironment
 
 from peakpilot.config.program import load_program
 from peakpilot.errors import ConfigError
@@ -641,24 +640,7 @@ def test_compiled_templates_are_only_a_speed_up(
     assert late.render("shortfall", "en", context("shortfall", "en")) == expected
 
 
-# --- the renderer's quicker lookups (peakpilot/notifications/render.py) --------------------
-
-
-@pytest.mark.parametrize("sandboxed", [False, True])
-def test_a_dict_lookup_finds_what_jinja_itself_would(sandboxed: bool, tmp_path: Path) -> None:
-    """``a.b`` on a plain dict goes to the key first only where Jinja's own rule (the
-    attribute first, then the key) cannot find an attribute: same value, same undefined."""
-    env = Renderer(tmp_path if sandboxed else None).env
-    reference = SandboxedEnvironment.getattr if sandboxed else jinja2.Environment.getattr
-    data = {"name": "唐山市", "items": "a key named like a method", "get": 1, "__class__": 2}
-    for attribute in [*dir(dict), "name", "missing", "__missing__", "province"]:
-        found = env.getattr(data, attribute)
-        expected = reference(env, data, attribute)
-        if isinstance(expected, jinja2.Undefined):
-            assert type(found) is type(expected), attribute
-            assert found._undefined_name == expected._undefined_name, attribute
-        else:
-            assert found == expected, attribute
+# --- the shipped letters' cheaper forms (peakpilot/notifications/templates) --------------
 
 
 def test_an_operators_template_may_still_call_para_and_use_get(tmp_path: Path) -> None:

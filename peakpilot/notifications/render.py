@@ -6,6 +6,9 @@ an empty string in an official notice. HTML is autoescaped (decided on the name 
 its ``.j2``, since ``select_autoescape`` would look only at the last extension). An
 operator's folder (``PEAKPILOT_TEMPLATES_DIR``) overrides shipped templates by name and
 is rendered in a sandbox, because its authors are not the code's authors.
+
+Every template of a notice finds its locale's labels (``labels``) and, in text and HTML,
+the macros of its format (``m``) as variables, loaded through the same folders.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ class RenderedNotice:
     html: str
 
 
+# A template of a notice and the modules it is given (see Renderer._parts).
+_Part = tuple[jinja2.Template, dict[str, Any]]
+
+
 def _autoescape(name: str | None) -> bool:
     return name is not None and name.removesuffix(".j2").endswith((".html", ".htm"))
 
@@ -58,8 +65,9 @@ class Renderer:
     """Renders notices; build one per process and reuse it (templates compile once)."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        # The three templates of each (kind, locale) rendered so far.
-        self._notices: dict[tuple[str, str], tuple[jinja2.Template, ...]] = {}
+        # The three templates of each (kind, locale) rendered so far, each with the
+        # modules it reads (see _parts).
+        self._notices: dict[tuple[str, str], tuple[_Part, ...]] = {}
         shipped = jinja2.PackageLoader("peakpilot.notifications", "templates")
         options: dict[str, Any] = {
             "undefined": jinja2.StrictUndefined,
@@ -104,13 +112,40 @@ class Renderer:
 
     def render(self, kind: str, locale: str, context: Mapping[str, Any]) -> RenderedNotice:
         """Render the three parts of a notice for one recipient."""
-        templates = self._notices.get((kind, locale))
-        if templates is None:
-            templates = self._notices[(kind, locale)] = tuple(
-                self._template(template_name(locale, kind, part)) for part in PARTS
-            )
-        subject, text, html = (self._render(template, context) for template in templates)
+        parts = self._notices.get((kind, locale))
+        if parts is None:
+            parts = self._notices[(kind, locale)] = self._parts(kind, locale)
+        subject, text, html = (
+            self._render(template, {**context, **modules}) for template, modules in parts
+        )
         return RenderedNotice(subject=one_line(subject), text=text, html=html)
+
+    def _parts(self, kind: str, locale: str) -> tuple[_Part, ...]:
+        """The templates of a notice, each with the modules it reads: ``labels`` (the
+        locale's ``_labels.j2``) and, in text and HTML, ``m`` (the locale's macros for the
+        format).
+
+        Given as variables rather than imported by each template, because Jinja copies
+        its globals (a ``ChainMap``) at every ``{% import %}``: the four imports of an
+        ``approved`` notice took about 80 of its 350 microseconds. A template may still
+        import them itself.
+        """
+        labels = self._module(f"{locale}/_labels.j2")
+        parts = []
+        for part in PARTS:
+            modules: dict[str, Any] = {"labels": labels}
+            if part != "subject":
+                modules["m"] = self._module(f"{locale}/_macros.{part}.j2")
+            parts.append((self._template(template_name(locale, kind, part)), modules))
+        return tuple(parts)
+
+    def _module(self, name: str) -> Any:
+        """The template ``name`` as a module (its macros and top-level variables)."""
+        template = self._template(name)
+        try:
+            return template.module
+        except Exception as error:  # an operator's template may raise anything
+            raise ConfigError(f"cannot render template {name}: {error}") from None
 
     @staticmethod
     def _render(template: jinja2.Template, context: Mapping[str, Any]) -> str:

@@ -536,6 +536,38 @@ def test_an_override_may_replace_a_shared_layout(tmp_path: Path) -> None:
     assert "2023-first" in notice.text
 
 
+def test_an_override_of_the_labels_relabels_every_notice(tmp_path: Path) -> None:
+    """The renderer gives every template its locale's ``labels`` and ``m``, loaded through
+    the same folders as the templates: an operator's ``_labels.j2`` is the one used."""
+    (tmp_path / "en").mkdir()
+    shipped = (TEMPLATES / "en" / "_labels.j2").read_text(encoding="utf-8")
+    relabelled = shipped.replace('"approved by the provincial government"', '"APPROVED"')
+    (tmp_path / "en" / "_labels.j2").write_text(relabelled, encoding="utf-8")
+    notice = Renderer(tmp_path).render("approved", "en", context("approved", "en"))
+    assert "awaiting approval by the provincial government → APPROVED" in notice.text
+    assert "→ APPROVED</td>" in notice.html
+
+
+def test_an_override_may_still_import_the_shared_modules(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.txt.j2").write_text(
+        '{% import "en/_labels.j2" as own_labels %}{% import "en/_macros.txt.j2" as own %}'
+        '{{ own.rows([("State", to_state|label(own_labels.states)), ("By", actor.name)]) }}',
+        encoding="utf-8",
+    )
+    text = Renderer(tmp_path).render("approved", "en", context("approved", "en")).text
+    assert text == (
+        "  State: approved by the provincial government\n  By:    People's Government of Hebei\n"
+    )
+
+
+def test_a_shared_module_that_fails_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "_labels.j2").write_text("{% set states = 1 // 0 %}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"template zh-CN/_labels\.j2: "):
+        Renderer(tmp_path).render("approved", "zh-CN", context("approved", "zh-CN"))
+
+
 @pytest.mark.parametrize(
     "source",
     [

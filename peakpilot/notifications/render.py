@@ -62,9 +62,17 @@ def _label(code: Any, labels: dict[Any, Any]) -> Any:
 
 
 class Renderer:
-    """Renders notices; build one per process and reuse it (templates compile once)."""
+    """Renders notices; build one per process and reuse it (templates compile once).
 
-    def __init__(self, override_dir: str | Path | None = None) -> None:
+    Templates compile in memory when first used. ``cache_dir`` keeps the compiled
+    templates in that folder (made if missing, for this user only) so that the next
+    process loads them instead of compiling them again; nothing is written anywhere
+    unless it is given.
+    """
+
+    def __init__(
+        self, override_dir: str | Path | None = None, *, cache_dir: str | Path | None = None
+    ) -> None:
         # The three templates of each (kind, locale) rendered so far, each with the
         # modules it reads (see _parts).
         self._notices: dict[tuple[str, str], tuple[_Part, ...]] = {}
@@ -84,7 +92,7 @@ class Renderer:
         }
         if override_dir is None:
             self.env: jinja2.Environment = jinja2.Environment(
-                loader=shipped, bytecode_cache=_compiled_templates("shipped"), **options
+                loader=shipped, bytecode_cache=_compiled_templates(cache_dir, "shipped"), **options
             )
         else:
             folder = Path(override_dir)
@@ -92,7 +100,9 @@ class Renderer:
                 raise ConfigError(f"PEAKPILOT_TEMPLATES_DIR {folder} is not a folder")
             loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), shipped])
             self.env = SandboxedEnvironment(
-                loader=loader, bytecode_cache=_compiled_templates("sandboxed"), **options
+                loader=loader,
+                bytecode_cache=_compiled_templates(cache_dir, "sandboxed"),
+                **options,
             )
         self.env.filters["label"] = _label
         # numbered lists without Jinja's loop object, whose bookkeeping costs more than
@@ -170,40 +180,52 @@ class Renderer:
 
 
 class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
-    """Compiled templates kept between processes, in the folder Jinja2 makes for the user
-    in the system's temp directory (mode 0700, checked to be the user's own).
+    """Compiled templates kept between processes in a folder the caller chose.
 
-    Compiling the ~100 templates costs each process 0.3 s before its first notice (every
-    CLI command that fires an event, every ``peakpilot tick``); loading them compiled
-    costs 0.03 s. A compiled template is stored under the hash of its name, path and
-    text, so an edited template is compiled afresh. Only a speed-up: one that cannot be
-    stored is simply compiled again next time.
+    Compiling the ~100 templates costs a process about 0.3 s; loading them compiled, a
+    tenth of that. Jinja stores each under the hash of its name and text and checks its
+    own and Python's version on load, so an edited template or an upgrade compiles
+    afresh. Only a speed-up: one that cannot be stored is compiled again next time.
     """
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):  # e.g. the folder was cleaned away meanwhile
+        """Store a compiled template, or nothing when it cannot be written."""
+        with contextlib.suppress(OSError):  # e.g. a full disk, or the folder removed
             super().dump_bytecode(bucket)
 
 
-def _compiled_templates(flavour: str) -> jinja2.BytecodeCache | None:
-    """The cache of one kind of environment (shipped or sandboxed: they compile apart),
-    or None when no private temp folder can be had."""
-    try:
-        return _CompiledTemplates(pattern=f"__peakpilot_{flavour}_%s.cache")
-    except (OSError, RuntimeError):
+def _compiled_templates(cache_dir: str | Path | None, flavour: str) -> jinja2.BytecodeCache | None:
+    """The cache of one kind of environment (shipped or sandboxed: they compile apart)
+    in ``cache_dir``, or None (compile in memory) when none is asked for or the folder
+    cannot be made.
+
+    A folder this makes is the user's only (0700): what is loaded from it runs as code.
+    """
+    if cache_dir is None:
         return None
+    folder = Path(cache_dir)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _CompiledTemplates(str(folder), pattern=f"__peakpilot_{flavour}_%s.cache")
 
 
-_RENDERERS: dict[str | None, Renderer] = {}
+_RENDERERS: dict[tuple[str | None, str | None], Renderer] = {}
 
 
-def renderer_for(override_dir: str | Path | None) -> Renderer:
-    """One renderer per template folder per process: templates compile once."""
-    key = None if override_dir is None else str(Path(override_dir).resolve())
+def renderer_for(override_dir: str | Path | None, cache_dir: str | Path | None = None) -> Renderer:
+    """One renderer per template folder (and cache folder) per process: templates compile
+    once."""
+    key = (_folder_key(override_dir), _folder_key(cache_dir))
     renderer = _RENDERERS.get(key)
     if renderer is None:
-        renderer = _RENDERERS[key] = Renderer(override_dir)
+        renderer = _RENDERERS[key] = Renderer(override_dir, cache_dir=cache_dir)
     return renderer
+
+
+def _folder_key(folder: str | Path | None) -> str | None:
+    return None if folder is None else str(Path(folder).resolve())
 
 
 def one_line(text: str) -> str:

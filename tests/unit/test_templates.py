@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 
 from peakpilot.config.program import load_program
@@ -642,34 +639,6 @@ def test_an_override_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"zh-CN/approved\.subject\.j2"):
         Renderer(tmp_path).check(ALL_KINDS)
-
-
-# --- compiled templates kept between processes -------------------------------------------
-
-
-def test_compiled_templates_are_only_a_speed_up(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Without a private temp folder, or with it cleaned away after start, templates are
-    compiled and rendered all the same; a cached compilation renders what a fresh one
-    does."""
-    expected = Renderer().render("shortfall", "en", context("shortfall", "en"))
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
-    uncached = Renderer()
-    assert uncached.env.bytecode_cache is None
-    assert uncached.render("shortfall", "en", context("shortfall", "en")) == expected
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    first = Renderer()
-    assert first.render("shortfall", "en", context("shortfall", "en")) == expected
-    assert list(tmp_path.glob("_jinja2-cache-*/__peakpilot_shipped_*.cache"))
-    assert Renderer().render("shortfall", "en", context("shortfall", "en")) == expected
-
-    late = Renderer()  # its folder is cleaned away before its first compilation
-    cache = late.env.bytecode_cache
-    assert isinstance(cache, jinja2.FileSystemBytecodeCache)
-    shutil.rmtree(cache.directory)
-    assert late.render("shortfall", "en", context("shortfall", "en")) == expected
 
 
 # --- the shipped letters' cheaper forms (peakpilot/notifications/templates) --------------

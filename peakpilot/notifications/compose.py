@@ -66,14 +66,27 @@ def format_instant(value: datetime, program: Program) -> str:
 
 
 class Notifier:
-    """Renders the notices a programme declares, for the recipients in the contacts."""
+    """Renders the notices a programme declares, for the recipients in the contacts.
+
+    Templates compile when a notice first needs them, so that a process that sends one
+    notice compiles its few templates, not all of them: call :meth:`check_templates`
+    where a broken template must be found before any notice is due.
+    """
 
     def __init__(self, program: Program, renderer: Renderer, contacts: Contacts) -> None:
         self.program = program
         self.renderer = renderer
         self.contacts = contacts
         self._deadlines: dict[datetime, str] = {}
-        renderer.check(program.notice_kinds)
+
+    def check_templates(self) -> None:
+        """Compile every template the programme's notices can need (and every layout or
+        macro file beside them), in every locale.
+
+        Raises:
+            ConfigError: a template is missing or does not compile; the message names it.
+        """
+        self.renderer.check(self.program.notice_kinds)
 
     def format(self, value: datetime) -> str:
         return format_instant(value, self.program)

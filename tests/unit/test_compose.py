@@ -1,7 +1,8 @@
 """Composing notices (peakpilot/notifications/compose.py): the variables a Notifier gives
 the templates are records whose attributes Jinja finds at once; they render exactly what
 the same values as plain dicts render, still read as mappings in an operator's template,
-and stay inside the sandbox."""
+and stay inside the sandbox. A Notifier compiles only the templates it renders; its
+``check_templates`` finds a broken one before any notice is due."""
 
 from __future__ import annotations
 
@@ -140,3 +141,21 @@ def test_the_records_stay_inside_the_sandbox(tmp_path: Path, source: str) -> Non
     approve = next(t for t in transitions_with_notices() if t.event == "approve")
     with pytest.raises(ConfigError, match=r"en/approved\.txt\.j2"):
         fire(composer, approve)
+
+
+def test_a_notifier_compiles_what_it_renders_and_checks_the_rest_when_asked(
+    tmp_path: Path,
+) -> None:
+    """A process that sends one notice does not compile every template (nor refuse to
+    start over one it will not use); ``check_templates`` is where a broken one is found."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "rejected.txt.j2").write_text("{% if reason %}\n", encoding="utf-8")
+    composer = notifier(Renderer(tmp_path), "en")
+    approve = next(t for t in transitions_with_notices() if t.event == "approve")
+    assert fire(composer, approve)
+    with pytest.raises(ConfigError, match=r"template en/rejected\.txt\.j2:\d+: "):
+        composer.check_templates()
+
+
+def test_check_templates_passes_on_the_shipped_templates() -> None:
+    notifier(Renderer(), "zh-CN").check_templates()

@@ -60,10 +60,26 @@ class Unavailable(PeakpilotError):
     exit_code = 1
 
 
+class DeliveryError(PeakpilotError):
+    """A channel could not send a notice.
+
+    The outbox records the failure and retries it with backoff, unless ``permanent``
+    says a retry cannot help (no address, an address the server refuses): then the
+    notice is dead at once.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 __all__ = [
     "AuditBroken",
     "ConfigError",
     "Conflict",
+    "DeliveryError",
     "InvalidInput",
     "NotFound",
     "NotPermitted",

@@ -1,7 +1,8 @@
 """Delivery channels: where a notice goes once it is in the outbox.
 
-A channel sends one message or raises :class:`DeliveryError`; ``permanent`` failures (no
-address, an address the server refuses) go straight to ``dead`` instead of being retried.
+A channel sends one message or raises :class:`~peakpilot.errors.DeliveryError`;
+``permanent`` failures (no address, an address the server refuses) go straight to
+``dead`` instead of being retried.
 The Message-ID is derived from the notice id, so a resend after a crash is recognisable
 as the same message.
 """
@@ -19,20 +20,14 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+# "as": re-exported while workflow/engine.py and tests/faults still import it from here
+from peakpilot.errors import DeliveryError as DeliveryError
 from peakpilot.notifications.contacts import is_address
 
 if TYPE_CHECKING:
     from peakpilot.config.settings import Settings
 
 MESSAGE_ID_DOMAIN = "peakpilot"
-
-
-class DeliveryError(Exception):
-    """Sending failed; ``permanent`` means a retry cannot help."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class Envelope:
 
 
 def message_id(notice_id: str) -> str:
+    """The Message-ID of a notice: derived from its id, so that a message sent again after
+    a crash is recognisable as the same one."""
     return f"<{notice_id}@{MESSAGE_ID_DOMAIN}>"
 
 
@@ -60,7 +62,10 @@ def build_message(envelope: Envelope, sender: str) -> EmailMessage:
 
 
 class Channel(Protocol):
-    def send(self, envelope: Envelope) -> None: ...
+    """Where notices go: the outbox's dispatcher needs nothing else of a channel."""
+
+    def send(self, envelope: Envelope) -> None:
+        """Send one notice, or raise :class:`~peakpilot.errors.DeliveryError`."""
 
 
 class FileChannel:
@@ -71,6 +76,7 @@ class FileChannel:
         self.sender = sender
 
     def send(self, envelope: Envelope) -> None:
+        """Write ``NOTICE_ID.eml``; written again, the file is replaced, never doubled."""
         data = bytes(build_message(envelope, self.sender))
         try:
             # Official correspondence: the folder is the owner's, and mkstemp makes each
@@ -105,6 +111,8 @@ class SmtpChannel:
         self.timeout = timeout
 
     def send(self, envelope: Envelope) -> None:
+        """Send one message; a 5xx answer or a refused recipient is a permanent failure,
+        anything else (a 4xx, a connection that fails) is worth retrying."""
         if not is_address(envelope.recipient):
             raise DeliveryError(f"no address for {envelope.recipient}", permanent=True)
         message = build_message(envelope, self.sender)

@@ -23,6 +23,8 @@ _DEADLINES_KEPT = 256  # formatted batch deadlines a Notifier keeps
 
 
 class NominationLike(Protocol):
+    """What a notice needs of a nomination: a snapshot and a row both have it."""
+
     @property
     def id(self) -> str: ...
     @property
@@ -53,6 +55,8 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class BatchInfo:
+    """The batch a notice is sent in: its id and its submission deadline."""
+
     id: str
     deadline_at: datetime
 
@@ -89,6 +93,7 @@ class Notifier:
         self.renderer.check(self.program.notice_kinds)
 
     def format(self, value: datetime) -> str:
+        """``value`` as notices show an instant, in the programme's time zone."""
         return format_instant(value, self.program)
 
     def timer_recipients(self, kind: str, province: str | None) -> list[str]:
@@ -104,6 +109,8 @@ class Notifier:
         return actors
 
     def actor_name(self, actor: str, locale: str) -> str:
+        """An actor as a letter names it (河北省人民政府), or its id when the programme
+        does not know its role."""
         role, _, province = actor.partition(":")
         spec = self.program.roles.get(role)
         if spec is None:

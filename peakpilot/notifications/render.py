@@ -31,6 +31,8 @@ PARTS = ("subject", "txt", "html")
 
 @dataclass(frozen=True, slots=True)
 class RenderedNotice:
+    """The three parts of one notice: a one-line subject, plain text and HTML."""
+
     subject: str
     text: str
     html: str
@@ -45,6 +47,7 @@ def _autoescape(name: str | None) -> bool:
 
 
 def template_name(locale: str, kind: str, part: str) -> str:
+    """The name a template of a notice has, shipped or overridden: ``LOCALE/KIND.PART.j2``."""
     return f"{locale}/{kind}.{part}.j2"
 
 

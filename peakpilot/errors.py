@@ -89,11 +89,27 @@ class StoreError(PeakpilotError):
     a schema changed by hand, never a clerk's mistake."""
 
 
+class DeliveryError(PeakpilotError):
+    """A channel could not send a notice.
+
+    The outbox records the failure and retries it with backoff, unless ``permanent``
+    says a retry cannot help (no address, an address the server refuses): then the
+    notice is dead at once.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 __all__ = [
     "AuditBroken",
     "ConfigError",
     "Conflict",
     "ConnectionLost",
+    "DeliveryError",
     "InvalidInput",
     "NotFound",
     "NotPermitted",

@@ -1,7 +1,8 @@
 """Delivery channels: where a notice goes once it is in the outbox.
 
-A channel sends one message or raises :class:`DeliveryError`; ``permanent`` failures (no
-address, an address the server refuses) go straight to ``dead`` instead of being retried.
+A channel sends one message or raises :class:`~peakpilot.errors.DeliveryError`;
+``permanent`` failures (no address, an address the server refuses) go straight to
+``dead`` instead of being retried.
 The Message-ID is derived from the notice id, so a resend after a crash is recognisable
 as the same message.
 """
@@ -19,20 +20,14 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+# "as": re-exported while workflow/engine.py and tests/faults still import it from here
+from peakpilot.errors import DeliveryError as DeliveryError
 from peakpilot.notifications.contacts import is_address
 
 if TYPE_CHECKING:
     from peakpilot.config.settings import Settings
 
 MESSAGE_ID_DOMAIN = "peakpilot"
-
-
-class DeliveryError(Exception):
-    """Sending failed; ``permanent`` means a retry cannot help."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +43,8 @@ class Envelope:
 
 
 def message_id(notice_id: str) -> str:
+    """The Message-ID of a notice: derived from its id, so that a message sent again after
+    a crash is recognisable as the same one."""
     return f"<{notice_id}@{MESSAGE_ID_DOMAIN}>"
 
 
@@ -65,7 +62,10 @@ def build_message(envelope: Envelope, sender: str) -> EmailMessage:
 
 
 class Channel(Protocol):
-    def send(self, envelope: Envelope) -> None: ...
+    """Where notices go: the outbox's dispatcher needs nothing else of a channel."""
+
+    def send(self, envelope: Envelope) -> None:
+        """Send one notice, or raise :class:`~peakpilot.errors.DeliveryError`."""
 
 
 class FileChannel:
@@ -76,6 +76,7 @@ class FileChannel:
         self.sender = sender
 
     def send(self, envelope: Envelope) -> None:
+        """Write ``NOTICE_ID.eml``; written again, the file is replaced, never doubled."""
         data = bytes(build_message(envelope, self.sender))
         try:
             # Official correspondence: the folder is the owner's, and mkstemp makes each
@@ -110,6 +111,8 @@ class SmtpChannel:
         self.timeout = timeout
 
     def send(self, envelope: Envelope) -> None:
+        """Send one message; a 5xx answer or a refused recipient is a permanent failure,
+        anything else (a 4xx, a connection that fails) is worth retrying."""
         if not is_address(envelope.recipient):
             raise DeliveryError(f"no address for {envelope.recipient}", permanent=True)
         message = build_message(envelope, self.sender)

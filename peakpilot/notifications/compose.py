@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from peakpilot.config.program import NoticeSpec, Program
 from peakpilot.notifications.contacts import Contacts
 from peakpilot.notifications.render import LOCALES, RenderedNotice, Renderer
+from peakpilot.notifications.variables import ActorText, BatchText, NominationText, ProvinceText
 
 # How a letter to several actors lists them: 河北省发展改革委、河北省人民政府
 _LIST_SEPARATOR = {"zh-CN": "、", "en": ", "}
@@ -22,6 +23,8 @@ _DEADLINES_KEPT = 256  # formatted batch deadlines a Notifier keeps
 
 
 class NominationLike(Protocol):
+    """What a notice needs of a nomination: a snapshot and a row both have it."""
+
     @property
     def id(self) -> str: ...
     @property
@@ -52,6 +55,8 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class BatchInfo:
+    """The batch a notice is sent in: its id and its submission deadline."""
+
     id: str
     deadline_at: datetime
 
@@ -65,16 +70,30 @@ def format_instant(value: datetime, program: Program) -> str:
 
 
 class Notifier:
-    """Renders the notices a programme declares, for the recipients in the contacts."""
+    """Renders the notices a programme declares, for the recipients in the contacts.
+
+    Templates compile when a notice first needs them, so that a process that sends one
+    notice compiles its few templates, not all of them: call :meth:`check_templates`
+    where a broken template must be found before any notice is due.
+    """
 
     def __init__(self, program: Program, renderer: Renderer, contacts: Contacts) -> None:
         self.program = program
         self.renderer = renderer
         self.contacts = contacts
         self._deadlines: dict[datetime, str] = {}
-        renderer.check(program.notice_kinds)
+
+    def check_templates(self) -> None:
+        """Compile every template the programme's notices can need (and every layout or
+        macro file beside them), in every locale.
+
+        Raises:
+            ConfigError: a template is missing or does not compile; the message names it.
+        """
+        self.renderer.check(self.program.notice_kinds)
 
     def format(self, value: datetime) -> str:
+        """``value`` as notices show an instant, in the programme's time zone."""
         return format_instant(value, self.program)
 
     def timer_recipients(self, kind: str, province: str | None) -> list[str]:
@@ -90,6 +109,8 @@ class Notifier:
         return actors
 
     def actor_name(self, actor: str, locale: str) -> str:
+        """An actor as a letter names it (河北省人民政府), or its id when the programme
+        does not know its role."""
         role, _, province = actor.partition(":")
         spec = self.program.roles.get(role)
         if spec is None:
@@ -120,7 +141,7 @@ class Notifier:
         def context(locale: str) -> dict[str, Any]:
             return {
                 "nomination": self.nomination_context(nomination, to_state, locale),
-                "actor": {"actor": actor, "name": self.actor_name(actor, locale)},
+                "actor": ActorText(actor, self.actor_name(actor, locale)),
                 "event": event,
                 "from_state": from_state,
                 "to_state": to_state,
@@ -140,16 +161,17 @@ class Notifier:
 
     def nomination_context(
         self, nomination: NominationLike, state: str, locale: str
-    ) -> dict[str, Any]:
+    ) -> NominationText:
+        """The ``nomination`` variable of a notice about ``nomination``, now in ``state``."""
         province = self.program.provinces[nomination.province]
-        return {
-            "id": nomination.id,
-            "name": nomination.name,
-            "kind": self.program.kinds[nomination.kind].names.get(locale),
-            "level": nomination.level,
-            "state": state,
-            "province": {"slug": province.slug, "name": province.names.get(locale)},
-        }
+        return NominationText(
+            id=nomination.id,
+            name=nomination.name,
+            kind=self.program.kinds[nomination.kind].names.get(locale),
+            level=nomination.level,
+            state=state,
+            province=ProvinceText(province.slug, province.names.get(locale)),
+        )
 
     def compose(
         self,
@@ -188,10 +210,7 @@ class Notifier:
                         locale,
                         {
                             "program_title": self.program.title.get(locale),
-                            "batch": {
-                                "id": batch.id,
-                                "deadline": self._deadline_text(batch),
-                            },
+                            "batch": BatchText(batch.id, self._deadline_text(batch)),
                             "recipient": self._addressee(addressees, locale),
                             "sent_at": format_instant(at, self.program),
                             **variables[locale],
@@ -224,15 +243,15 @@ class Notifier:
                 self._deadlines[batch.deadline_at] = text
         return text
 
-    def _addressee(self, actors: tuple[str, ...], locale: str) -> dict[str, str]:
+    def _addressee(self, actors: tuple[str, ...], locale: str) -> ActorText:
         """The ``recipient`` variable: the actor a letter is addressed to, or the actors,
         listed as the language lists them."""
-        return {
-            "actor": ", ".join(actors),
-            "name": _LIST_SEPARATOR.get(locale, ", ").join(
+        return ActorText(
+            ", ".join(actors),
+            _LIST_SEPARATOR.get(locale, ", ").join(
                 self.actor_name(actor, locale) for actor in actors
             ),
-        }
+        )
 
     def _actor_for(self, role: str, province: str) -> str:
         scope = self.program.roles[role].scope

@@ -33,6 +33,8 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-
 
 @dataclass(frozen=True, slots=True)
 class Contact:
+    """One actor's addresses (all of them get each notice) and the language it reads."""
+
     addresses: tuple[str, ...] = ()
     locale: str = DEFAULT_LOCALE
 
@@ -44,6 +46,7 @@ class Contacts:
     entries: Mapping[str, Contact] = field(default_factory=dict)
 
     def for_actor(self, actor: str) -> Contact:
+        """The actor's entry; an actor without one reads zh-CN and has no address."""
         return self.entries.get(actor, Contact())
 
     def recipients(self, actor: str) -> list[tuple[str, str]]:
@@ -53,6 +56,7 @@ class Contacts:
 
 
 def is_address(recipient: str) -> bool:
+    """Whether ``recipient`` is a mail address rather than an actor id with no address."""
     return _ADDRESS.fullmatch(recipient) is not None  # fullmatch: no trailing newline
 
 
@@ -67,6 +71,11 @@ def load_contacts(path: str | Path, program: Program) -> Contacts:
 
 
 def parse_contacts(source: str, program: Program, where: str = "<contacts>") -> Contacts:
+    """Validate the text of a contacts file; ``where`` names it in errors.
+
+    Raises:
+        ConfigError: an entry is invalid; the message names it and its line.
+    """
     document, root = load_yaml(source, where, what="contacts")
     if document is None:
         return Contacts()

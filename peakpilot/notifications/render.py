@@ -6,6 +6,9 @@ an empty string in an official notice. HTML is autoescaped (decided on the name 
 its ``.j2``, since ``select_autoescape`` would look only at the last extension). An
 operator's folder (``PEAKPILOT_TEMPLATES_DIR``) overrides shipped templates by name and
 is rendered in a sandbox, because its authors are not the code's authors.
+
+Every template of a notice finds its locale's labels (``labels``) and, in text and HTML,
+the macros of its format (``m``) as variables, loaded through the same folders.
 """
 
 from __future__ import annotations
@@ -28,9 +31,15 @@ PARTS = ("subject", "txt", "html")
 
 @dataclass(frozen=True, slots=True)
 class RenderedNotice:
+    """The three parts of one notice: a one-line subject, plain text and HTML."""
+
     subject: str
     text: str
     html: str
+
+
+# A template of a notice and the modules it is given (see Renderer._parts).
+_Part = tuple[jinja2.Template, dict[str, Any]]
 
 
 def _autoescape(name: str | None) -> bool:
@@ -38,43 +47,8 @@ def _autoescape(name: str | None) -> bool:
 
 
 def template_name(locale: str, kind: str, part: str) -> str:
+    """The name a template of a notice has, shipped or overridden: ``LOCALE/KIND.PART.j2``."""
     return f"{locale}/{kind}.{part}.j2"
-
-
-# What ``getattr`` can find on a plain dict: its methods and those of ``object``.
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
-class _QuickLookups:
-    """The two lookups every render repeats, made cheap for the contexts notices get.
-
-    Measured on a notice (three parts, each extending a layout and importing labels and
-    macros), these took a third of its time, without changing what a template means:
-
-    - A template's globals are a ``ChainMap`` over the environment's, and Jinja flattens
-      and copies that map at every render and every ``{% import %}`` (a few microseconds
-      each; jinja PR 2185). Ours are set before the first template loads and never
-      change, so each template gets them as one plain dict.
-    - ``a.b`` tries ``getattr(a, "b")`` before ``a["b"]``; on the dicts the engine passes,
-      that attribute lookup fails and raises every time. For a plain dict the outcome is
-      known beforehand (it has no attributes but those of its type), so a key that is not
-      the name of a dict attribute is looked up as a key at once: the same value, or the
-      same undefined, by the same rule.
-    """
-
-    # Mixed into Environment and SandboxedEnvironment, whose methods these extend.
-    globals: dict[str, Any]
-
-    def make_globals(self, d: Any) -> dict[str, Any]:
-        return {**self.globals, **(d or {})}
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass  # undefined, as the usual lookup decides
-        return super().getattr(obj, attribute)  # type: ignore[misc]
 
 
 def _label(code: Any, labels: dict[Any, Any]) -> Any:
@@ -90,20 +64,21 @@ def _label(code: Any, labels: dict[Any, Any]) -> Any:
     return labels.get(code, code)
 
 
-class _Environment(_QuickLookups, jinja2.Environment):
-    """The environment of the shipped templates."""
-
-
-class _SandboxedEnvironment(_QuickLookups, SandboxedEnvironment):
-    """The environment of an operator's templates (and of the shipped ones beside them)."""
-
-
 class Renderer:
-    """Renders notices; build one per process and reuse it (templates compile once)."""
+    """Renders notices; build one per process and reuse it (templates compile once).
 
-    def __init__(self, override_dir: str | Path | None = None) -> None:
-        # The three templates of each (kind, locale) rendered so far.
-        self._notices: dict[tuple[str, str], tuple[jinja2.Template, ...]] = {}
+    Templates compile in memory when first used. ``cache_dir`` keeps the compiled
+    templates in that folder (made if missing, for this user only) so that the next
+    process loads them instead of compiling them again; nothing is written anywhere
+    unless it is given.
+    """
+
+    def __init__(
+        self, override_dir: str | Path | None = None, *, cache_dir: str | Path | None = None
+    ) -> None:
+        # The three templates of each (kind, locale) rendered so far, each with the
+        # modules it reads (see _parts).
+        self._notices: dict[tuple[str, str], tuple[_Part, ...]] = {}
         shipped = jinja2.PackageLoader("peakpilot.notifications", "templates")
         options: dict[str, Any] = {
             "undefined": jinja2.StrictUndefined,
@@ -119,16 +94,18 @@ class Renderer:
             "cache_size": -1,
         }
         if override_dir is None:
-            self.env: jinja2.Environment = _Environment(
-                loader=shipped, bytecode_cache=_compiled_templates("shipped"), **options
+            self.env: jinja2.Environment = jinja2.Environment(
+                loader=shipped, bytecode_cache=_compiled_templates(cache_dir, "shipped"), **options
             )
         else:
             folder = Path(override_dir)
             if not folder.is_dir():
                 raise ConfigError(f"PEAKPILOT_TEMPLATES_DIR {folder} is not a folder")
             loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder), shipped])
-            self.env = _SandboxedEnvironment(
-                loader=loader, bytecode_cache=_compiled_templates("sandboxed"), **options
+            self.env = SandboxedEnvironment(
+                loader=loader,
+                bytecode_cache=_compiled_templates(cache_dir, "sandboxed"),
+                **options,
             )
         self.env.filters["label"] = _label
         # numbered lists without Jinja's loop object, whose bookkeeping costs more than
@@ -148,13 +125,40 @@ class Renderer:
 
     def render(self, kind: str, locale: str, context: Mapping[str, Any]) -> RenderedNotice:
         """Render the three parts of a notice for one recipient."""
-        templates = self._notices.get((kind, locale))
-        if templates is None:
-            templates = self._notices[(kind, locale)] = tuple(
-                self._template(template_name(locale, kind, part)) for part in PARTS
-            )
-        subject, text, html = (self._render(template, context) for template in templates)
+        parts = self._notices.get((kind, locale))
+        if parts is None:
+            parts = self._notices[(kind, locale)] = self._parts(kind, locale)
+        subject, text, html = (
+            self._render(template, {**context, **modules}) for template, modules in parts
+        )
         return RenderedNotice(subject=one_line(subject), text=text, html=html)
+
+    def _parts(self, kind: str, locale: str) -> tuple[_Part, ...]:
+        """The templates of a notice, each with the modules it reads: ``labels`` (the
+        locale's ``_labels.j2``) and, in text and HTML, ``m`` (the locale's macros for the
+        format).
+
+        Given as variables rather than imported by each template, because Jinja copies
+        its globals (a ``ChainMap``) at every ``{% import %}``: the four imports of an
+        ``approved`` notice took about 80 of its 350 microseconds. A template may still
+        import them itself.
+        """
+        labels = self._module(f"{locale}/_labels.j2")
+        parts = []
+        for part in PARTS:
+            modules: dict[str, Any] = {"labels": labels}
+            if part != "subject":
+                modules["m"] = self._module(f"{locale}/_macros.{part}.j2")
+            parts.append((self._template(template_name(locale, kind, part)), modules))
+        return tuple(parts)
+
+    def _module(self, name: str) -> Any:
+        """The template ``name`` as a module (its macros and top-level variables)."""
+        template = self._template(name)
+        try:
+            return template.module
+        except Exception as error:  # an operator's template may raise anything
+            raise ConfigError(f"cannot render template {name}: {error}") from None
 
     @staticmethod
     def _render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
@@ -179,40 +183,52 @@ class Renderer:
 
 
 class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
-    """Compiled templates kept between processes, in the folder Jinja2 makes for the user
-    in the system's temp directory (mode 0700, checked to be the user's own).
+    """Compiled templates kept between processes in a folder the caller chose.
 
-    Compiling the ~100 templates costs each process 0.3 s before its first notice (every
-    CLI command that fires an event, every ``peakpilot tick``); loading them compiled
-    costs 0.03 s. A compiled template is stored under the hash of its name, path and
-    text, so an edited template is compiled afresh. Only a speed-up: one that cannot be
-    stored is simply compiled again next time.
+    Compiling the ~100 templates costs a process about 0.3 s; loading them compiled, a
+    tenth of that. Jinja stores each under the hash of its name and text and checks its
+    own and Python's version on load, so an edited template or an upgrade compiles
+    afresh. Only a speed-up: one that cannot be stored is compiled again next time.
     """
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):  # e.g. the folder was cleaned away meanwhile
+        """Store a compiled template, or nothing when it cannot be written."""
+        with contextlib.suppress(OSError):  # e.g. a full disk, or the folder removed
             super().dump_bytecode(bucket)
 
 
-def _compiled_templates(flavour: str) -> jinja2.BytecodeCache | None:
-    """The cache of one kind of environment (shipped or sandboxed: they compile apart),
-    or None when no private temp folder can be had."""
-    try:
-        return _CompiledTemplates(pattern=f"__peakpilot_{flavour}_%s.cache")
-    except (OSError, RuntimeError):
+def _compiled_templates(cache_dir: str | Path | None, flavour: str) -> jinja2.BytecodeCache | None:
+    """The cache of one kind of environment (shipped or sandboxed: they compile apart)
+    in ``cache_dir``, or None (compile in memory) when none is asked for or the folder
+    cannot be made.
+
+    A folder this makes is the user's only (0700): what is loaded from it runs as code.
+    """
+    if cache_dir is None:
         return None
+    folder = Path(cache_dir)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _CompiledTemplates(str(folder), pattern=f"__peakpilot_{flavour}_%s.cache")
 
 
-_RENDERERS: dict[str | None, Renderer] = {}
+_RENDERERS: dict[tuple[str | None, str | None], Renderer] = {}
 
 
-def renderer_for(override_dir: str | Path | None) -> Renderer:
-    """One renderer per template folder per process: templates compile once."""
-    key = None if override_dir is None else str(Path(override_dir).resolve())
+def renderer_for(override_dir: str | Path | None, cache_dir: str | Path | None = None) -> Renderer:
+    """One renderer per template folder (and cache folder) per process: templates compile
+    once."""
+    key = (_folder_key(override_dir), _folder_key(cache_dir))
     renderer = _RENDERERS.get(key)
     if renderer is None:
-        renderer = _RENDERERS[key] = Renderer(override_dir)
+        renderer = _RENDERERS[key] = Renderer(override_dir, cache_dir=cache_dir)
     return renderer
+
+
+def _folder_key(folder: str | Path | None) -> str | None:
+    return None if folder is None else str(Path(folder).resolve())
 
 
 def one_line(text: str) -> str:

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
-from jinja2.sandbox import SandboxedEnvironment
 
 from peakpilot.config.program import load_program
 from peakpilot.errors import ConfigError
@@ -537,6 +533,38 @@ def test_an_override_may_replace_a_shared_layout(tmp_path: Path) -> None:
     assert "2023-first" in notice.text
 
 
+def test_an_override_of_the_labels_relabels_every_notice(tmp_path: Path) -> None:
+    """The renderer gives every template its locale's ``labels`` and ``m``, loaded through
+    the same folders as the templates: an operator's ``_labels.j2`` is the one used."""
+    (tmp_path / "en").mkdir()
+    shipped = (TEMPLATES / "en" / "_labels.j2").read_text(encoding="utf-8")
+    relabelled = shipped.replace('"approved by the provincial government"', '"APPROVED"')
+    (tmp_path / "en" / "_labels.j2").write_text(relabelled, encoding="utf-8")
+    notice = Renderer(tmp_path).render("approved", "en", context("approved", "en"))
+    assert "awaiting approval by the provincial government → APPROVED" in notice.text
+    assert "→ APPROVED</td>" in notice.html
+
+
+def test_an_override_may_still_import_the_shared_modules(tmp_path: Path) -> None:
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "approved.txt.j2").write_text(
+        '{% import "en/_labels.j2" as own_labels %}{% import "en/_macros.txt.j2" as own %}'
+        '{{ own.rows([("State", to_state|label(own_labels.states)), ("By", actor.name)]) }}',
+        encoding="utf-8",
+    )
+    text = Renderer(tmp_path).render("approved", "en", context("approved", "en")).text
+    assert text == (
+        "  State: approved by the provincial government\n  By:    People's Government of Hebei\n"
+    )
+
+
+def test_a_shared_module_that_fails_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "zh-CN").mkdir()
+    (tmp_path / "zh-CN" / "_labels.j2").write_text("{% set states = 1 // 0 %}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"template zh-CN/_labels\.j2: "):
+        Renderer(tmp_path).render("approved", "zh-CN", context("approved", "zh-CN"))
+
+
 @pytest.mark.parametrize(
     "source",
     [
@@ -613,52 +641,7 @@ def test_an_override_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
         Renderer(tmp_path).check(ALL_KINDS)
 
 
-# --- compiled templates kept between processes -------------------------------------------
-
-
-def test_compiled_templates_are_only_a_speed_up(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Without a private temp folder, or with it cleaned away after start, templates are
-    compiled and rendered all the same; a cached compilation renders what a fresh one
-    does."""
-    expected = Renderer().render("shortfall", "en", context("shortfall", "en"))
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
-    uncached = Renderer()
-    assert uncached.env.bytecode_cache is None
-    assert uncached.render("shortfall", "en", context("shortfall", "en")) == expected
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    first = Renderer()
-    assert first.render("shortfall", "en", context("shortfall", "en")) == expected
-    assert list(tmp_path.glob("_jinja2-cache-*/__peakpilot_shipped_*.cache"))
-    assert Renderer().render("shortfall", "en", context("shortfall", "en")) == expected
-
-    late = Renderer()  # its folder is cleaned away before its first compilation
-    cache = late.env.bytecode_cache
-    assert isinstance(cache, jinja2.FileSystemBytecodeCache)
-    shutil.rmtree(cache.directory)
-    assert late.render("shortfall", "en", context("shortfall", "en")) == expected
-
-
-# --- the renderer's quicker lookups (peakpilot/notifications/render.py) --------------------
-
-
-@pytest.mark.parametrize("sandboxed", [False, True])
-def test_a_dict_lookup_finds_what_jinja_itself_would(sandboxed: bool, tmp_path: Path) -> None:
-    """``a.b`` on a plain dict goes to the key first only where Jinja's own rule (the
-    attribute first, then the key) cannot find an attribute: same value, same undefined."""
-    env = Renderer(tmp_path if sandboxed else None).env
-    reference = SandboxedEnvironment.getattr if sandboxed else jinja2.Environment.getattr
-    data = {"name": "唐山市", "items": "a key named like a method", "get": 1, "__class__": 2}
-    for attribute in [*dir(dict), "name", "missing", "__missing__", "province"]:
-        found = env.getattr(data, attribute)
-        expected = reference(env, data, attribute)
-        if isinstance(expected, jinja2.Undefined):
-            assert type(found) is type(expected), attribute
-            assert found._undefined_name == expected._undefined_name, attribute
-        else:
-            assert found == expected, attribute
+# --- the shipped letters' cheaper forms (peakpilot/notifications/templates) --------------
 
 
 def test_an_operators_template_may_still_call_para_and_use_get(tmp_path: Path) -> None:

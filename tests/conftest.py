@@ -21,6 +21,20 @@ ADMIN_URL = os.environ.get(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_templates_kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The CLI and daemon processes the tests start keep their compiled templates in one
+    folder for the session, as an operator would with PEAKPILOT_TEMPLATE_CACHE_DIR:
+    otherwise every `peakpilot init` would compile all of them again (about 0.3 s)."""
+    previous = os.environ.get("PEAKPILOT_TEMPLATE_CACHE_DIR")
+    os.environ["PEAKPILOT_TEMPLATE_CACHE_DIR"] = str(tmp_path_factory.mktemp("templates"))
+    yield
+    if previous is None:
+        del os.environ["PEAKPILOT_TEMPLATE_CACHE_DIR"]
+    else:
+        os.environ["PEAKPILOT_TEMPLATE_CACHE_DIR"] = previous
+
+
 def _postgres_unavailable() -> str | None:
     """Why the PostgreSQL tests cannot run here, or None when they can."""
     engine = sa.create_engine(ADMIN_URL, connect_args={"connect_timeout": 3})

@@ -148,6 +148,7 @@ def open_engine(*, clock: Clock | None = None, contacts: Path | None = None) -> 
         clock=clock,
         contacts=settings.contacts or contacts,
         templates_dir=settings.templates_dir,
+        template_cache_dir=settings.template_cache_dir,
     )
     click.get_current_context().call_on_close(engine.close)
     return engine

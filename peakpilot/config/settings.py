@@ -145,6 +145,8 @@ class Settings:
     now: datetime | None = field(default=None, metadata=_check(_instant))
     contacts: Path | None = field(default=None, metadata=_check(_path))
     templates_dir: Path | None = field(default=None, metadata=_check(_path))
+    # where compiled templates are kept between processes (none: compiled in memory)
+    template_cache_dir: Path | None = field(default=None, metadata=_check(_path))
     notify_channel: Literal["file", "smtp"] = field(
         default="file", metadata=_check(_one_of("file", "smtp"))
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 # "as": re-exported while workflow/engine.py and tests/faults still import it from here
-from peakpilot.errors import DeliveryError as DeliveryError
+from peakpilot.errors import DeliveryError
 from peakpilot.notifications.contacts import is_address
 
 if TYPE_CHECKING:

@@ -56,8 +56,8 @@ from hypothesis import strategies as st
 from peakpilot import Actor, Engine, FrozenClock, PeakpilotError, Program
 from peakpilot.config.program import load_program, parse_program
 from peakpilot.config.quotas import parse_quotas
-from peakpilot.errors import ConfigError, InvalidInput
-from peakpilot.notifications.channels import DeliveryError, Envelope
+from peakpilot.errors import ConfigError, DeliveryError, InvalidInput
+from peakpilot.notifications.channels import Envelope
 from peakpilot.notifications.contacts import Contacts, parse_contacts
 from tests.conftest import BEFORE_DEADLINE, BEIJING
 

@@ -119,6 +119,7 @@ VALID = [
     ("NOW", "2023-10-20 09:00:00+08:00", "now", datetime(2023, 10, 20, 9, tzinfo=BEIJING)),
     ("CONTACTS", "contacts.yaml", "contacts", Path("contacts.yaml")),
     ("TEMPLATES_DIR", "/srv/templates", "templates_dir", Path("/srv/templates")),
+    ("TEMPLATE_CACHE_DIR", "/var/cache/pp", "template_cache_dir", Path("/var/cache/pp")),
     ("OUTBOX_DIR", "mail", "outbox_dir", Path("mail")),
     ("NOTIFY_CHANNEL", "smtp", "notify_channel", "smtp"),
     ("NOTIFY_FROM", "碳达峰 <a@b.cn>", "notify_from", "碳达峰 <a@b.cn>"),

@@ -84,6 +84,10 @@ class ConnectionLost(Unavailable):
         self.before_commit = before_commit
 
 
+class DatabaseLocked(Unavailable):
+    """Another writer held the database's lock past the wait peakpilot allows: try again."""
+
+
 class StoreError(PeakpilotError):
     """The database refused a statement for a reason peakpilot does not expect: a bug or
     a schema changed by hand, never a clerk's mistake."""
@@ -109,6 +113,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectionLost",
+    "DatabaseLocked",
     "DeliveryError",
     "InvalidInput",
     "NotFound",

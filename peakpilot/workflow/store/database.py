@@ -23,9 +23,15 @@ from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import PoolProxiedConnection
 
-from peakpilot.errors import ConnectionLost, InvalidInput, PeakpilotError, Unavailable
+from peakpilot.errors import (
+    ConnectionLost,
+    DatabaseLocked,
+    InvalidInput,
+    PeakpilotError,
+    Unavailable,
+)
 from peakpilot.workflow.store.driver import SqlDialect, StatementProbe, Statements
-from peakpilot.workflow.store.errors import LOCKED, first_line, translate
+from peakpilot.workflow.store.errors import first_line, translate
 from peakpilot.workflow.store.transaction import LapseProbe, Transaction
 
 T = TypeVar("T")
@@ -233,8 +239,8 @@ class Database:
             return ConnectionLost(
                 f"cannot reach database {self.url}: {error}", before_commit=not committing
             )
-        if str(error) == LOCKED:
-            return Unavailable(
+        if isinstance(error, DatabaseLocked):
+            return DatabaseLocked(
                 f"database {self.url} stayed locked by another writer for "
                 f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: try again"
             )

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from peakpilot.errors import (
     Conflict,
     ConnectionLost,
+    DatabaseLocked,
     PeakpilotError,
     StoreError,
-    Unavailable,
     UniqueViolation,
 )
 
@@ -55,7 +55,7 @@ def translate(
     if code.startswith(("23", "SQLITE_CONSTRAINT")) or code in _PG_CONCURRENT:
         return Conflict(CONCURRENT)
     if code in _SQLITE_LOCKED or code in _PG_LOCKED:
-        return Unavailable(LOCKED)
+        return DatabaseLocked(LOCKED)
     if code.startswith("08"):  # connection exceptions the dialect did not call a disconnect
         return ConnectionLost(f"the database connection failed: {first_line(error)}")
     return StoreError(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 
 from peakpilot.workflow.store.batches import Batches
-from peakpilot.workflow.store.driver import SqlDialect, Statements
+from peakpilot.workflow.store.driver import Statements
 from peakpilot.workflow.store.idempotency import RememberedCalls
 from peakpilot.workflow.store.lapses import Lapses
 from peakpilot.workflow.store.nominations import Nominations
@@ -31,10 +31,6 @@ class Transaction:
     def __init__(self, statements: Statements, after_lapse_read: LapseProbe | None = None) -> None:
         self.statements = statements
         self._after_lapse_read = after_lapse_read
-
-    @property
-    def dialect(self) -> SqlDialect:
-        return self.statements.dialect
 
     @cached_property
     def trail(self) -> AuditTrail:

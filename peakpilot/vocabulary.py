@@ -23,6 +23,13 @@ class TimerKind(StrEnum):
     REMINDER = "reminder"
     DEADLINE = "deadline"
     MILESTONE = "milestone"
+    # the construction years: a reminder before each due day, and the due day itself
+    PLAN_REMINDER = "plan_reminder"
+    PLAN_DUE = "plan_due"
+    REPORT_REMINDER = "report_reminder"
+    REPORT_DUE = "report_due"
+    RECTIFICATION_REMINDER = "rectification_reminder"
+    RECTIFICATION_DUE = "rectification_due"
 
 
 class TimerStatus(StrEnum):
@@ -43,6 +50,7 @@ class NoticeStatus(StrEnum):
 SYSTEM = "system"  # the role (and actor) of the scheduler's own work
 NOMINATE_EVENT = "nominate"  # the audit record that starts every nomination's trail
 LAPSE_EVENT = "lapse"  # what a deadline does to every unsubmitted nomination
+ATTACH_EVENT = "attach"  # the audit record of a material attached (the state unchanged)
 
 # Ids as they are made (peakpilot.workflow.ids): matched whole before any query, so a
 # malformed id is simply "not found".
@@ -50,6 +58,7 @@ ROW_ID = re.compile(r"[0-9a-f]{16}")
 BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 __all__ = [
+    "ATTACH_EVENT",
     "BATCH_ID",
     "LAPSE_EVENT",
     "NOMINATE_EVENT",

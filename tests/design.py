@@ -33,4 +33,10 @@ DESIGN_STATES = (
     "rejected",
     "withdrawn",
     "follow_up_batch",
+    # DESIGN section 2b: the construction years
+    "plan_review",
+    "in_construction",
+    "rectification",
+    "completed",
+    "revoked",
 )

@@ -12,21 +12,18 @@ nor PyYAML, so a short read-only command does not pay for them.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from peakpilot.errors import ConfigError, InvalidInput
+from peakpilot.config.construction import DataField, MaterialRule, PilotTimers
+from peakpilot.errors import InvalidInput
 
 RoleScope = Literal["national", "province", "system"]
-# The version of the JSON written by Program.to_compiled: a stored programme in another
-# format is refused, never half-read.
-COMPILED_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -72,14 +69,23 @@ class NoticeSpec:
 
 @dataclass(frozen=True)
 class Transition:
-    """One row of the workflow table: ``event`` moves ``sources`` to ``dest``."""
+    """One row of the workflow table: ``event`` moves ``sources`` to ``dest`` (``None``:
+    the state is unchanged, an event such as a progress report that is audited and
+    notified like any other). ``data`` declares what the event carries; ``needs_material``
+    a document it needs."""
 
     event: str
     sources: tuple[str, ...]
-    dest: str
+    dest: str | None
     roles: tuple[str, ...]
     guards: tuple[str, ...]
     notice: NoticeSpec | None = None
+    data: Mapping[str, DataField] = field(default_factory=dict)
+    needs_material: MaterialRule | None = None
+
+    def dest_from(self, source: str) -> str:
+        """The state this move leaves a nomination in that was in ``source``."""
+        return source if self.dest is None else self.dest
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,12 @@ class Program:
     final_states: frozenset[str]
     transitions: tuple[Transition, ...]
     source: str = field(repr=False)
+    # After confirmation (DESIGN 2b): who may attach materials, their kinds, the states
+    # in which a place counts as piloted (and may not be nominated again), the timers.
+    attach_roles: tuple[str, ...] = ()
+    material_kinds: Mapping[str, Names] = field(default_factory=dict)
+    piloted_states: tuple[str, ...] = ()
+    pilot_timers: PilotTimers = field(default_factory=PilotTimers)
 
     @cached_property
     def digest(self) -> str:
@@ -164,183 +176,31 @@ class Program:
             raise InvalidInput(f"unknown kind {text!r}: use one of {', '.join(self.kinds)}")
         return found
 
+    def material_kind(self, text: str) -> str:
+        if text not in self.material_kinds:
+            raise InvalidInput(
+                f"unknown material kind {text!r}: use one of {', '.join(self.material_kinds)}"
+            )
+        return text
+
     def state(self, text: str) -> str:
         if text not in self.states:
             raise InvalidInput(f"unknown state {text!r}: use one of {', '.join(self.states)}")
         return text
 
     def to_compiled(self) -> str:
-        """This programme as JSON that :meth:`from_compiled` turns back into an equal one.
+        """This programme as JSON that :meth:`from_compiled` turns back into an equal one
+        (see :mod:`peakpilot.config.compiled`)."""
+        from peakpilot.config import compiled
 
-        ``init`` stores it, so that later processes skip parsing and validating the file.
-        The output is deterministic (the same programme gives the same text) and keeps
-        the programme's order of provinces, states and transitions, the UTC offsets its
-        instants were written with, and the source text with its digest.
-        """
-        batch = self.first_batch
-        document = {
-            "format": COMPILED_FORMAT,
-            "id": self.id,
-            "title": _names_out(self.title),
-            "timezone": self.timezone.key,
-            "first_batch": {
-                "id": batch.id,
-                "deadline_at": batch.deadline_at.isoformat(),
-                "reminder_days": list(batch.reminder_days),
-                "quotas": dict(batch.quotas),
-            },
-            "provinces": {
-                slug: {"code": p.code, "names": _names_out(p.names)}
-                for slug, p in self.provinces.items()
-            },
-            "kinds": {
-                slug: {"names": _names_out(k.names), "rule": k.rule, "levels": dict(k.levels)}
-                for slug, k in self.kinds.items()
-            },
-            "roles": {
-                slug: {"scope": r.scope, "names": _names_out(r.names)}
-                for slug, r in self.roles.items()
-            },
-            "nominate_roles": list(self.nominate_roles),
-            "nominate_guards": list(self.nominate_guards),
-            "open_batch_roles": list(self.open_batch_roles),
-            "timer_notices": {kind: list(roles) for kind, roles in self.timer_notices.items()},
-            "milestone_event": self.milestone_event,
-            "milestones": [
-                {
-                    "year": m.year,
-                    "at": m.at.isoformat(),
-                    "notice_before": _duration_out(m.notice_before),
-                    "objective": _names_out(m.objective),
-                }
-                for m in self.milestones
-            ],
-            "quota_counts": list(self.quota_counts),
-            "states": list(self.states),
-            "initial_state": self.initial_state,
-            "final_states": sorted(self.final_states),
-            "transitions": [
-                {
-                    "event": t.event,
-                    "sources": list(t.sources),
-                    "dest": t.dest,
-                    "roles": list(t.roles),
-                    "guards": list(t.guards),
-                    "notice": None
-                    if t.notice is None
-                    else {"kind": t.notice.kind, "to": list(t.notice.to)},
-                }
-                for t in self.transitions
-            ],
-            "sha256": self.digest,
-            "source": self.source,
-        }
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        return compiled.dump(self)
 
     @classmethod
     def from_compiled(cls, text: str) -> Program:
-        """The programme that :meth:`to_compiled` wrote, rebuilt without validation.
+        """The programme that :meth:`to_compiled` wrote, rebuilt without validation."""
+        from peakpilot.config import compiled
 
-        The text is derived data written by ``init`` after the file was validated, so it
-        is trusted: checking it again would need pydantic, the cost this form avoids. Only
-        its format and its digest are checked, which tells an unknown format, or a text
-        edited or cut short in the database, from a programme.
-        """
-        try:
-            data = json.loads(text)
-            found = data.get("format")
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise ConfigError(
-                f"the stored programme is not a compiled programme ({exc}): run init again"
-            ) from exc
-        if found != COMPILED_FORMAT or isinstance(found, bool):
-            raise ConfigError(
-                f"the stored programme is in compiled format {found!r}, and this peakpilot "
-                f"reads format {COMPILED_FORMAT}: run init again with this version"
-            )
-        try:
-            program = cls._from_document(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(
-                f"the stored programme is damaged ({type(exc).__name__}: {exc}): run init again"
-            ) from exc
-        if program.digest != data.get("sha256"):
-            raise ConfigError("the stored programme does not match its digest: run init again")
-        return program
-
-    @classmethod
-    def _from_document(cls, data: dict[str, Any]) -> Program:
-        batch = data["first_batch"]
-        return cls(
-            id=data["id"],
-            title=_names_in(data["title"]),
-            timezone=ZoneInfo(data["timezone"]),
-            first_batch=BatchSpec(
-                id=batch["id"],
-                deadline_at=datetime.fromisoformat(batch["deadline_at"]),
-                reminder_days=tuple(batch["reminder_days"]),
-                quotas=dict(batch["quotas"]),
-            ),
-            provinces={
-                slug: Province(slug=slug, code=p["code"], names=_names_in(p["names"]))
-                for slug, p in data["provinces"].items()
-            },
-            kinds={
-                slug: Kind(
-                    slug=slug, names=_names_in(k["names"]), rule=k["rule"], levels=dict(k["levels"])
-                )
-                for slug, k in data["kinds"].items()
-            },
-            roles={
-                slug: Role(slug=slug, scope=r["scope"], names=_names_in(r["names"]))
-                for slug, r in data["roles"].items()
-            },
-            nominate_roles=tuple(data["nominate_roles"]),
-            nominate_guards=tuple(data["nominate_guards"]),
-            open_batch_roles=tuple(data["open_batch_roles"]),
-            timer_notices={kind: tuple(roles) for kind, roles in data["timer_notices"].items()},
-            milestone_event=data["milestone_event"],
-            milestones=tuple(
-                Milestone(
-                    year=m["year"],
-                    at=datetime.fromisoformat(m["at"]),
-                    notice_before=timedelta(**m["notice_before"]),
-                    objective=_names_in(m["objective"]),
-                )
-                for m in data["milestones"]
-            ),
-            quota_counts=tuple(data["quota_counts"]),
-            states=tuple(data["states"]),
-            initial_state=data["initial_state"],
-            final_states=frozenset(data["final_states"]),
-            transitions=tuple(
-                Transition(
-                    event=t["event"],
-                    sources=tuple(t["sources"]),
-                    dest=t["dest"],
-                    roles=tuple(t["roles"]),
-                    guards=tuple(t["guards"]),
-                    notice=None
-                    if t["notice"] is None
-                    else NoticeSpec(kind=t["notice"]["kind"], to=tuple(t["notice"]["to"])),
-                )
-                for t in data["transitions"]
-            ),
-            source=data["source"],
-        )
-
-
-def _names_out(names: Names) -> dict[str, str]:
-    return {"zh_cn": names.zh_cn, "en": names.en}
-
-
-def _names_in(data: dict[str, str]) -> Names:
-    return Names(zh_cn=data["zh_cn"], en=data["en"])
-
-
-def _duration_out(delta: timedelta) -> dict[str, int]:
-    """A timedelta by its own normalised parts, so that it comes back exactly."""
-    return {"days": delta.days, "seconds": delta.seconds, "microseconds": delta.microseconds}
+        return compiled.load(text)
 
 
 def load_program(path: str | Path | None = None) -> Program:
@@ -362,7 +222,6 @@ def parse_program(source: str, where: str = "<programme>") -> Program:
 
 
 __all__ = [
-    "COMPILED_FORMAT",
     "BatchSpec",
     "Kind",
     "Milestone",

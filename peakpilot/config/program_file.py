@@ -20,6 +20,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from peakpilot.config.pilot_file import (
+    PILOT_TIMER_NOTICES,
+    AttachFile,
+    DataFieldFile,
+    MaterialRuleFile,
+    PilotTimersFile,
+    build_data,
+    build_material,
+    build_timers,
+    data_problems,
+    material_problems,
+    timer_problems,
+)
 from peakpilot.config.program import (
     BatchSpec,
     Kind,
@@ -39,7 +52,14 @@ from peakpilot.vocabulary import BATCH_ID
 
 SHIPPED_PROGRAM = "carbon_peak_2023.yaml"
 # The notices the scheduler's work sends; the programme says who receives each.
-TIMER_NOTICE_KINDS = ("reminder", "shortfall", "deadline_summary", "batch_opened", "milestone")
+TIMER_NOTICE_KINDS = (
+    "reminder",
+    "shortfall",
+    "deadline_summary",
+    "batch_opened",
+    "milestone",
+    *(kind for pair in PILOT_TIMER_NOTICES.values() for kind in pair),
+)
 
 
 # --- the file's shape (parsed by pydantic, then checked as a whole) -------------------
@@ -101,10 +121,12 @@ class _NoticeFile(_Strict):
 class _TransitionFile(_Strict):
     event: str = Field(pattern=r"^[a-z][a-z_]*$")
     sources: list[str] = Field(alias="from", min_length=1)
-    dest: str = Field(alias="to")
+    dest: str | None = Field(default=None, alias="to")  # absent: the state is unchanged
     roles: list[str] = Field(min_length=1)
     guards: list[str] = []
     notice: _NoticeFile | None = None
+    data: dict[str, DataFieldFile] = {}
+    needs_material: MaterialRuleFile | None = None
 
 
 class _MilestoneFile(_Named):
@@ -156,6 +178,10 @@ class _ProgramFile(_Strict):
     quota_counts: list[str] = Field(min_length=1)
     states: dict[str, _StateFile] = Field(min_length=2)
     transitions: list[_TransitionFile] = Field(min_length=1)
+    attach: AttachFile | None = None
+    material_kinds: dict[str, _Named] = {}
+    piloted_states: list[str] = []
+    pilot_timers: PilotTimersFile | None = None
 
 
 # --- loading: text to a validated programme ------------------------------------------
@@ -260,10 +286,12 @@ def _semantic_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...
     seen_pairs: set[tuple[str, str]] = set()
     for index, transition in enumerate(raw.transitions):
         loc: tuple[str | int, ...] = ("transitions", index)
-        for state in [*transition.sources, transition.dest]:
-            if state not in raw.states:
-                where = "to" if state == transition.dest else "from"
-                yield (*loc, where), f"unknown state {state!r} in event {transition.event}"
+        sides = [*(("from", s) for s in transition.sources), ("to", transition.dest)]
+        for side, named in sides:
+            if named is not None and named not in raw.states:
+                yield (*loc, side), f"unknown state {named!r} in event {transition.event}"
+        yield from data_problems(loc, transition.data)
+        yield from material_problems(loc, transition.needs_material, raw.material_kinds)
         for source in transition.sources:
             if raw.states.get(source, _StateFile()).final:
                 yield (*loc, "from"), f"{source} is final: no event may leave it"
@@ -276,9 +304,27 @@ def _semantic_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...
                 if raw.roles.get(role, _SYSTEM_ROLE).scope == "system":
                     yield (*loc, "notice", "to"), f"{role!r} cannot receive notices"
 
-    declared = all(s in raw.states for t in raw.transitions for s in (*t.sources, t.dest))
+    yield from _pilot_problems(raw)
+    declared = all(
+        s in raw.states for t in raw.transitions for s in (*t.sources, t.dest) if s is not None
+    )
     if len(initial) == 1 and declared:
         yield from _reachability_problems(raw, initial[0])
+
+
+def _pilot_problems(raw: _ProgramFile) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    """The construction years' declarations: who attaches, which states count as piloted,
+    the pilot timers and what they send."""
+    if raw.attach is not None:
+        yield from _role_and_guard_problems(raw.roles, ("attach",), raw.attach.roles, ())
+    for index, state in enumerate(raw.piloted_states):
+        if state not in raw.states:
+            yield ("piloted_states", index), f"unknown state {state!r}"
+    if raw.pilot_timers is not None:
+        events: dict[str, dict[str, DataFieldFile]] = {}
+        for transition in raw.transitions:
+            events.setdefault(transition.event, {}).update(transition.data)
+        yield from timer_problems(raw.pilot_timers, raw.states, events)
 
 
 def _role_and_guard_problems(
@@ -301,7 +347,7 @@ def _reachability_problems(
     successors: dict[str, set[str]] = {state: set() for state in raw.states}
     for transition in raw.transitions:
         for source in transition.sources:
-            successors[source].add(transition.dest)
+            successors[source].add(transition.dest or source)
     reached, frontier = {initial}, [initial]
     while frontier:
         for nxt in successors[frontier.pop()] - reached:
@@ -377,10 +423,16 @@ def _build(raw: _ProgramFile, source: str) -> Program:
                 notice=None
                 if t.notice is None
                 else NoticeSpec(kind=t.notice.kind, to=tuple(t.notice.to)),
+                data=build_data(t.data),
+                needs_material=build_material(t.needs_material),
             )
             for t in raw.transitions
         ),
         source=source,
+        attach_roles=() if raw.attach is None else tuple(raw.attach.roles),
+        material_kinds={k: _names(n) for k, n in raw.material_kinds.items()},
+        piloted_states=tuple(raw.piloted_states),
+        pilot_timers=build_timers(raw.pilot_timers),
     )
 
 

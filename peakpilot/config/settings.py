@@ -161,6 +161,8 @@ class Settings:
     smtp_password: Secret | None = field(default=None, metadata=_check(_secret))
     smtp_starttls: bool = field(default=False, metadata=_check(_flag))
     sweep_seconds: float = field(default=5.0, metadata=_check(_seconds))
+    # the largest document `attach` stores (25 MiB)
+    max_material_bytes: int = field(default=25 * 1024 * 1024, metadata=_check(_whole(1, 2**31)))
 
 
 _CONVERTERS: dict[str, _Convert] = {f.name: f.metadata["convert"] for f in fields(Settings)}

@@ -132,11 +132,14 @@ class Notifier:
         at: datetime,
         batch: BatchInfo,
         from_batch: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> list[Outgoing]:
-        """The notices ``notice`` (the transition's declaration, if any) asks for."""
+        """The notices ``notice`` (the transition's declaration, if any) asks for.
+        ``data`` is the event's stored data; templates read its values as text."""
         if notice is None:
             return []
         recipients = [self._actor_for(role, nomination.province) for role in notice.to]
+        shown = None if data is None else {key: str(value) for key, value in data.items()}
 
         def context(locale: str) -> dict[str, Any]:
             return {
@@ -147,6 +150,7 @@ class Notifier:
                 "to_state": to_state,
                 "reason": reason,
                 "from_batch": from_batch,  # the batch a carry-over left; None otherwise
+                "data": shown,
             }
 
         return self.compose(

@@ -29,9 +29,14 @@ def render(program: Program, fmt: str) -> str:
             {
                 "trigger": row.event,
                 "source": list(row.sources),
-                "dest": row.dest,
+                # "=": a loop back to each source (an event that leaves the state as it is)
+                "dest": "=" if row.dest is None else row.dest,
                 # Shown in the edge label as [role & guard ...]; never evaluated here.
-                "conditions": [*(f"by_{role}" for role in row.roles), *row.guards],
+                "conditions": [
+                    *(f"by_{role}" for role in row.roles),
+                    *row.guards,
+                    *([f"{row.needs_material.kind}_attached"] if row.needs_material else []),
+                ],
             }
             for row in program.transitions
         ],

@@ -8,10 +8,12 @@ of side effects: ``transitions`` may evaluate them more than once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from peakpilot.vocabulary import ATTACH_EVENT
 
 
 class NominationFacts(Protocol):
@@ -56,11 +58,58 @@ class TargetFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class TrailEntry:
+    """One record of a nomination's audit trail, as the rules read it."""
+
+    event: str
+    from_state: str | None
+    to_state: str
+    at: datetime
+    data: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrailFacts:
+    """What happened to a nomination so far (its audit trail, oldest first): the rules of
+    the construction years depend on it (a report per year, the midterm once, a document
+    attached since a moment)."""
+
+    entries: tuple[TrailEntry, ...]
+
+    def entered_state_at(self, state: str) -> datetime | None:
+        """When the nomination last moved into ``state`` from another state."""
+        for entry in reversed(self.entries):
+            if entry.to_state == state and entry.from_state != state:
+                return entry.at
+        return None
+
+    def last_at(self, event: str) -> datetime | None:
+        for entry in reversed(self.entries):
+            if entry.event == event:
+                return entry.at
+        return None
+
+    def values(self, event: str, key: str) -> list[Any]:
+        """Each value of ``key`` in the data of the event's records."""
+        return [e.data[key] for e in self.entries if e.event == event and e.data and key in e.data]
+
+    def has_material(self, kind: str, since: datetime | None) -> bool:
+        return any(
+            e.event == ATTACH_EVENT
+            and e.data is not None
+            and e.data.get("kind") == kind
+            and (since is None or e.at >= since)
+            for e in self.entries
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionContext:
     """Everything beyond the nomination that a rule may depend on.
 
-    ``quota`` and ``target`` are filled only when a guard of the transition needs them
-    (see :attr:`Guard.needs`), since each costs the engine a query.
+    ``quota``, ``target`` and ``trail`` are filled only when a rule of the transition
+    needs them (see :attr:`Guard.needs`), since each costs the engine a query. ``data`` is
+    the event's data: as given until the machine has checked it, then as stored.
     """
 
     now: datetime
@@ -69,6 +118,9 @@ class DecisionContext:
     reason: str | None = None
     quota: QuotaFacts | None = None
     target: TargetFacts | None = None
+    event: str | None = None
+    data: Mapping[str, Any] | None = None
+    trail: TrailFacts | None = None
 
 
 Check = Callable[[NominationFacts, DecisionContext], "str | None"]
@@ -148,6 +200,38 @@ def _target_batch_name_free(nomination: NominationFacts, ctx: DecisionContext) -
     )
 
 
+def _period_begun(nomination: NominationFacts, ctx: DecisionContext) -> str | None:
+    period = (ctx.data or {}).get("period")
+    if period is None or period <= ctx.now.year:
+        return None
+    return f"the period {period} has not begun: a year is reported once it has begun"
+
+
+def _period_unreported(nomination: NominationFacts, ctx: DecisionContext) -> str | None:
+    assert ctx.trail is not None and ctx.event is not None
+    period = (ctx.data or {}).get("period")
+    if period is None or period not in ctx.trail.values(ctx.event, "period"):
+        return None
+    return f"the progress of {period} was already reported"
+
+
+def _first_time(nomination: NominationFacts, ctx: DecisionContext) -> str | None:
+    assert ctx.trail is not None and ctx.event is not None
+    done = ctx.trail.last_at(ctx.event)
+    if done is None:
+        return None
+    return f"{ctx.event} happens once, and it happened on {done.date().isoformat()}"
+
+
+def _midterm_passed(nomination: NominationFacts, ctx: DecisionContext) -> str | None:
+    assert ctx.trail is not None
+    if ctx.trail.last_at("pass_midterm") is not None:
+        return None
+    return "the mid-term evaluation must be passed first"
+
+
+TRAIL = frozenset({"trail"})
+
 GUARDS: dict[str, Guard] = {
     guard.name: guard
     for guard in (
@@ -160,5 +244,9 @@ GUARDS: dict[str, Guard] = {
         Guard("target_batch_open", _target_batch_open, needs=frozenset({"target"})),
         Guard("target_batch_gives_quota", _target_batch_gives_quota, needs=frozenset({"target"})),
         Guard("target_batch_name_free", _target_batch_name_free, needs=frozenset({"target"})),
+        Guard("period_begun", _period_begun, on_input=True),
+        Guard("period_unreported", _period_unreported, needs=TRAIL, on_input=True),
+        Guard("first_time", _first_time, needs=TRAIL),
+        Guard("midterm_passed", _midterm_passed, needs=TRAIL),
     )
 }

@@ -9,7 +9,8 @@ the caller turns into the one exception a clerk sees.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,8 +18,9 @@ from transitions import Machine
 from transitions.core import EventData, MachineError
 
 from peakpilot.config.program import Program, Transition
-from peakpilot.errors import NotPermitted, PeakpilotError, Refused
+from peakpilot.errors import InvalidInput, NotPermitted, PeakpilotError, Refused
 from peakpilot.states.actors import Actor
+from peakpilot.states.event_data import DataValue, check_event_data
 from peakpilot.states.guards import GUARDS, DecisionContext, NominationFacts
 
 
@@ -63,7 +65,7 @@ class StateMachine:
                 {
                     "trigger": row.event,
                     "source": list(row.sources),
-                    "dest": row.dest,
+                    "dest": row.dest,  # None: an internal move, the state unchanged
                     "conditions": self._conditions(row),
                 }
                 for row in program.transitions
@@ -90,11 +92,20 @@ class StateMachine:
         return row
 
     def needs(self, event: str, state: str) -> frozenset[str]:
-        """The context parts (``quota``, ``target``) the guards of this move read."""
+        """The context parts (``quota``, ``target``, ``trail``) the rules of this move read."""
         row = self._transition_rows.get((event, state))
         if row is None:
             return frozenset()
-        return frozenset().union(*(GUARDS[name].needs for name in row.guards))
+        needs = frozenset().union(*(GUARDS[name].needs for name in row.guards))
+        return needs | {"trail"} if row.needs_material is not None else needs
+
+    def event_data(
+        self, event: str, state: str, given: Mapping[str, Any] | None, context: DecisionContext
+    ) -> dict[str, DataValue] | None:
+        """The event's data as it is stored (checked against the move's declaration)."""
+        row = self.transition(event, state)
+        today = context.now.astimezone(self.program.timezone).date()
+        return check_event_data(event, row.data, given, today)
 
     def decide(
         self,
@@ -146,10 +157,12 @@ class StateMachine:
         context: DecisionContext,
         *,
         name_taken: bool,
+        piloted_in: str | None = None,
     ) -> None:
         """Refuse a new nomination the programme does not allow: the ``nominate`` roles
         and guards, then eligibility (the kind's administrative levels), then uniqueness
-        (one name per kind, province and batch)."""
+        (one name per kind, province and batch), then a place piloted once (``piloted_in``:
+        the batch of a nomination of that place still counted as a pilot)."""
         prospective = _ProspectiveNomination(
             "(new)", province, kind, name, self.program.initial_state
         )
@@ -171,6 +184,11 @@ class StateMachine:
                 f"cannot nominate {name!r}: {province} already has a {kind} of that name "
                 f"in batch {context.batch.id}"
             )
+        if piloted_in is not None:
+            raise Refused(
+                f"cannot nominate {name!r}: this {kind} of {province} is already a pilot, "
+                f"confirmed in batch {piloted_in} (a place is piloted once)"
+            )
 
     # -- conditions ------------------------------------------------------------------
 
@@ -180,16 +198,21 @@ class StateMachine:
             kwargs: dict[str, Any] = event_data.kwargs
             actor: Actor | None = kwargs["actor"]
             refusal: PeakpilotError | None = None
+            context: DecisionContext = kwargs["context"]
+            probe = kwargs.get("probe", False)
             if actor is not None:
                 refusal = self._role_refusal(row.roles, row.event, actor, subject.nomination)
+            if refusal is None and not probe:
+                try:  # the event's data is the command's input: checked after the role
+                    data = self.event_data(row.event, subject.state, context.data, context)
+                    context = dataclasses.replace(context, event=row.event, data=data)
+                except InvalidInput as exc:
+                    refusal = exc
             if refusal is None:
+                context = dataclasses.replace(context, event=row.event)
                 refusal = self._guard_refusal(
-                    row.guards,
-                    row.event,
-                    subject.nomination,
-                    kwargs["context"],
-                    probe=kwargs.get("probe", False),
-                )
+                    row.guards, row.event, subject.nomination, context, probe=probe
+                ) or self._material_refusal(row, subject.nomination, context)
             subject.refusal = refusal
             return refusal is None
 
@@ -232,6 +255,29 @@ class StateMachine:
             if why is not None:
                 return Refused(f"cannot {action} {self._subject_label(nomination)}: {why}")
         return None
+
+    def _material_refusal(
+        self, row: Transition, nomination: NominationFacts, context: DecisionContext
+    ) -> Refused | None:
+        """A move that needs a document: one of its kind attached since the moment the
+        programme names (the nomination entered its state, or this event last happened)."""
+        rule = row.needs_material
+        if rule is None:
+            return None
+        assert context.trail is not None, f"{row.event} needs the trail in the context"
+        if rule.since == "entered_state":
+            since = context.trail.entered_state_at(nomination.state)
+            moment = f"since it became {nomination.state}"
+        else:
+            since = context.trail.last_at(row.event)
+            moment = "" if since is None else f"since its last {row.event}"
+        if context.trail.has_material(rule.kind, since):
+            return None
+        return Refused(
+            f"cannot {row.event} {self._subject_label(nomination)}: attach its "
+            f"{rule.kind} first (peakpilot attach ID FILE --kind {rule.kind}); none is "
+            f"attached {moment}".rstrip()
+        )
 
     def _actor_label(self, role: str, province: str) -> str:
         scope = self.program.roles[role].scope

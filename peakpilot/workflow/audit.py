@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 GENESIS = ""
 # The canonical form: what json.dumps(content, ensure_ascii=False, separators=(",", ":"))
@@ -36,9 +37,13 @@ def record_hash(
     reason: str | None,
     batch_id: str,
     prev_hash: str,
+    data: Mapping[str, Any] | None = None,
 ) -> str:
-    """SHA-256 of a record's content and its predecessor's hash, in a canonical form."""
-    content = [
+    """SHA-256 of a record's content and its predecessor's hash, in a canonical form.
+
+    An event's data is hashed with it, as one more item at the end; a record without data
+    hashes exactly as records did before events carried data, so older chains verify."""
+    content: list[Any] = [
         nomination_id,
         seq,
         event,
@@ -50,7 +55,20 @@ def record_hash(
         batch_id,
         prev_hash,
     ]
+    if data is not None:
+        content.append(canonical_data(data))
     return hashlib.sha256(_CANONICAL.encode(content).encode()).hexdigest()
+
+
+def canonical_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Event data in the order it is hashed and stored (keys sorted), so that the same
+    data gives the same hash however the caller ordered it."""
+    return {key: data[key] for key in sorted(data)}
+
+
+def data_text(data: Mapping[str, Any] | None) -> str | None:
+    """Event data as the JSON text the trail stores."""
+    return None if data is None else _CANONICAL.encode(canonical_data(data))
 
 
 def sweep_hasher(
@@ -93,6 +111,7 @@ class ChainRecord:
     batch_id: str
     prev_hash: str
     hash: str
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +198,7 @@ def _problem(
         reason=record.reason,
         batch_id=record.batch_id,
         prev_hash=record.prev_hash,
+        data=record.data,
     )
     if recomputed != record.hash:
         return "its content does not match its hash: the record was edited"

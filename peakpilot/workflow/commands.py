@@ -22,6 +22,7 @@ from peakpilot.states.actors import Actor
 from peakpilot.states.batches import check_open_batch
 from peakpilot.states.guards import DecisionContext
 from peakpilot.states.text_rules import check_idempotency_key, check_name, check_reason
+from peakpilot.workflow import pilot_timers
 from peakpilot.workflow.decisions import batch_facts, decision_context, quota_facts
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.runtime import Runtime
@@ -70,8 +71,18 @@ class Commands:
                 quota=quota_facts(self.rt, tx, batch_record.id, province_slug, lock=False),
             )
             taken = tx.nominations.name_taken(batch_record.id, province_slug, kind, name)
+            piloted_in = tx.nominations.piloted_in(
+                province_slug, kind, name, program.piloted_states
+            )
             machine.check_nominate(
-                actor, province_slug, kind, name, level, context, name_taken=taken
+                actor,
+                province_slug,
+                kind,
+                name,
+                level,
+                context,
+                name_taken=taken,
+                piloted_in=piloted_in,
             )
             record = NominationRecord(
                 id=new_id(),
@@ -100,9 +111,12 @@ class Commands:
         reason: str | None,
         idempotency_key: str | None,
         expected_version: int | None,
+        data: Mapping[str, Any] | None = None,
     ) -> Nomination:
         actor = self.rt.actor(actor)
         check_reason(reason)
+        if data is not None and not isinstance(data, Mapping):
+            raise InvalidInput(f"data is a mapping of the event's items, not {type(data).__name__}")
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
 
@@ -111,7 +125,7 @@ class Commands:
                 replay = self._replay(tx, idempotency_key, nomination_id, event, actor)
                 if replay is not None:
                     return replay
-            after = self._move(tx, nomination_id, event, actor, reason, expected_version)
+            after = self._move(tx, nomination_id, event, actor, reason, expected_version, data)
             if idempotency_key is not None:
                 result = to_json(after)
                 call = RememberedCall(after.id, event, str(actor), result)
@@ -139,6 +153,7 @@ class Commands:
         actor: Actor,
         reason: str | None,
         expected_version: int | None,
+        data: Mapping[str, Any] | None,
     ) -> Nomination:
         program, machine = self.rt.program, self.rt.machine
         record, batch_record = tx.nominations.get_with_batch(nomination_id)
@@ -152,9 +167,10 @@ class Commands:
         # the move's existence is checked before its context is read (the contract's order)
         transition = machine.transition(event, record.state, f"nomination {record.id}")
         context = decision_context(
-            self.rt, tx, record, batch_record, (event,), now, reason, lock=True
+            self.rt, tx, record, batch_record, (event,), now, reason, lock=True, data=data
         )
         to_state = machine.decide(current, event, actor, context)
+        stored = machine.event_data(event, record.state, data, context)
         # A move whose rules look at a target batch (carry_over) lands in that batch.
         batch = context.batch
         if context.target is not None and context.target.batch is not None:
@@ -167,9 +183,12 @@ class Commands:
             reason=reason,
             to_state=to_state,
             batch_id=batch.id,
+            data=stored,
         )
+        pilot_timers.end_timers(tx, program, record.id, event, to_state, stored, now)
         if event == program.milestone_event:
             tx.timers.add(milestone_timers(program, record.id, batch.id, record.province, now))
+        tx.timers.add(pilot_timers.started_by(program, event, record, stored, now))
         notices = self.rt.notifier.for_event(
             current,
             transition.notice,
@@ -182,6 +201,7 @@ class Commands:
             at=now,
             batch=BatchInfo(batch.id, batch.deadline_at),
             from_batch=record.batch_id if batch.id != record.batch_id else None,
+            data=stored,
         )
         tx.outbox.add(notices, now)
         return dataclasses.replace(

@@ -8,9 +8,18 @@ question needs them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from peakpilot.states.guards import BatchFacts, DecisionContext, QuotaFacts, TargetFacts
+from peakpilot.states.guards import (
+    BatchFacts,
+    DecisionContext,
+    QuotaFacts,
+    TargetFacts,
+    TrailEntry,
+    TrailFacts,
+)
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.store.batches import BatchRecord
 from peakpilot.workflow.store.nominations import NominationRecord
@@ -27,13 +36,15 @@ def decision_context(
     reason: str | None,
     *,
     lock: bool,
+    data: Mapping[str, Any] | None = None,
 ) -> DecisionContext:
-    """What the guards of ``events`` (from the nomination's state) read about it in its
-    batch. With ``lock``, the quota row is locked (a command about to decide)."""
+    """What the rules of ``events`` (from the nomination's state) read about it in its
+    batch and its trail. With ``lock``, the quota row is locked (a command about to
+    decide). ``data`` is the event's data as given."""
     program, machine = rt.program, rt.machine
     needs = frozenset().union(*(machine.needs(e, record.state) for e in events))
     return DecisionContext(
-        now=now,
+        now=rt.local(now),  # a year begins at local midnight (a period's rules)
         batch=batch_facts(rt, batch),
         province_name=program.provinces[record.province].names.en,
         reason=reason,
@@ -41,6 +52,18 @@ def decision_context(
         if "quota" in needs
         else None,
         target=carry_over_target(rt, tx, record) if "target" in needs else None,
+        data=data,
+        trail=trail_facts(tx, record.id) if "trail" in needs else None,
+    )
+
+
+def trail_facts(tx: Transaction, nomination_id: str) -> TrailFacts:
+    """The nomination's audit trail as the rules read it."""
+    return TrailFacts(
+        tuple(
+            TrailEntry(r.event, r.from_state, r.to_state, r.at, r.data)
+            for r in tx.trail.history(nomination_id)
+        )
     )
 
 
@@ -73,4 +96,4 @@ def carry_over_target(rt: Runtime, tx: Transaction, record: NominationRecord) ->
     )
 
 
-__all__ = ["batch_facts", "carry_over_target", "decision_context", "quota_facts"]
+__all__ = ["batch_facts", "carry_over_target", "decision_context", "quota_facts", "trail_facts"]

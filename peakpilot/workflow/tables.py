@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -103,6 +103,8 @@ class AuditRecordRow(SQLModel, table=True):
     batch_id: str = Field(max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # the event's data as canonical JSON (keys sorted), hashed with the record; or null
+    data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class IdempotencyRow(SQLModel, table=True):
@@ -166,3 +168,32 @@ class TimerRow(SQLModel, table=True):
     status: str = Field(max_length=16)
     done_at: datetime | None = None
     created_at: datetime
+
+
+class MaterialBlobRow(SQLModel, table=True):
+    """A document's bytes, stored once however often they are attached: the key is their
+    SHA-256, which ``audit verify`` recomputes."""
+
+    __tablename__ = "material_blobs"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class MaterialRow(SQLModel, table=True):
+    """A document attached to a nomination (its ``attach`` audit record carries the same
+    facts, hashed into the nomination's chain)."""
+
+    __tablename__ = "materials"
+
+    id: str = Field(primary_key=True, max_length=32)
+    nomination_id: str = Field(foreign_key="nominations.id", max_length=32, index=True)
+    kind: str = Field(max_length=32)
+    sha256: str = Field(foreign_key="material_blobs.sha256", max_length=64)
+    size: int
+    media_type: str = Field(max_length=100)
+    title: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    doc_number: str | None = Field(default=None, max_length=100)
+    actor: str = Field(max_length=64)
+    attached_at: datetime

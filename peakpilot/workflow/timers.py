@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from peakpilot.config.program import Milestone, Program
 from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
 from peakpilot.vocabulary import LAPSE_EVENT, SYSTEM, TimerKind
+from peakpilot.workflow import pilot_timers
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.snapshots import TimerOutcome
 from peakpilot.workflow.store.batches import BatchRecord
@@ -147,6 +148,8 @@ def batch_due_at(timer: TimerRecord, deadline_at: datetime) -> datetime:
 def milestone_timers(
     program: Program, nomination_id: str, batch_id: str, province: str, now: datetime
 ) -> list[TimerRecord]:
+    """A pilot's progress milestones still ahead (one passed already is not announced as
+    approaching; one whose notice time has passed is announced at once)."""
     return [
         _timer(
             f"{nomination_id}/milestone/{m.year}",
@@ -159,6 +162,7 @@ def milestone_timers(
             payload={"year": m.year},
         )
         for m in program.milestones
+        if m.at > now
     ]
 
 
@@ -187,6 +191,8 @@ class TimerWork:
         """The timer's outcome once its work is all done (the caller then finishes the
         timer in the same transaction), or None when this transaction did one chunk of it
         and the caller should commit and run the timer again."""
+        if timer.kind in pilot_timers.NOTICES:
+            return pilot_timers.run(self.tx, self.notifier, self.now, timer)
         batch = self.tx.batches.get(timer.batch_id)
         if timer.kind == TimerKind.REMINDER:
             return self._reminder(timer, batch)
@@ -225,6 +231,7 @@ class TimerWork:
 
     def _deadline(self, timer: TimerRecord, batch: BatchRecord) -> TimerOutcome | None:
         lapse = next(t for t in self.program.transitions if t.event == LAPSE_EVENT)
+        assert lapse.dest is not None, "a lapse moves nominations out of the batch"
         moved = self.tx.lapses.lapse(
             batch.id,
             lapse.sources,

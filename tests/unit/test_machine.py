@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from peakpilot.config.program import load_program
 from peakpilot.errors import InvalidInput, NotPermitted, PeakpilotError, Refused
 from peakpilot.states.actors import Actor, ActorResolver
-from peakpilot.states.guards import BatchFacts, DecisionContext, QuotaFacts, TargetFacts
+from peakpilot.states.guards import (
+    BatchFacts,
+    DecisionContext,
+    QuotaFacts,
+    TargetFacts,
+    TrailEntry,
+    TrailFacts,
+)
 from peakpilot.states.machine import StateMachine
 
 BEIJING = timezone(timedelta(hours=8))
@@ -33,8 +40,13 @@ STATES = [
     "rejected",
     "withdrawn",
     "follow_up_batch",
+    "plan_review",
+    "in_construction",
+    "rectification",
+    "completed",
+    "revoked",
 ]
-FINAL = {"confirmed", "rejected", "withdrawn"}
+FINAL = {"rejected", "withdrawn", "completed", "revoked"}
 EVENTS = [
     "submit_for_approval",
     "approve",
@@ -46,6 +58,15 @@ EVENTS = [
     "withdraw",
     "lapse",
     "carry_over",
+    "submit_plan",
+    "return_plan",
+    "approve_plan",
+    "report_progress",
+    "pass_midterm",
+    "fail_evaluation",
+    "accept_rectification",
+    "complete",
+    "revoke",
 ]
 ACTORS = {
     "ndrc": Actor("ndrc"),
@@ -77,6 +98,20 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
         for s in ("drafted", "provincial_approval", "approved")
     },
     ("carry_over", "follow_up_batch"): ("drafted", f"drc:{P}"),
+    # DESIGN 2b: the construction years
+    ("submit_plan", "confirmed"): ("plan_review", f"drc:{P}"),
+    ("return_plan", "plan_review"): ("confirmed", "ndrc"),
+    ("approve_plan", "plan_review"): ("in_construction", "ndrc"),
+    ("report_progress", "in_construction"): ("in_construction", f"drc:{P}"),
+    ("report_progress", "rectification"): ("rectification", f"drc:{P}"),
+    ("pass_midterm", "in_construction"): ("in_construction", "ndrc"),
+    ("fail_evaluation", "in_construction"): ("rectification", "ndrc"),
+    ("accept_rectification", "rectification"): ("in_construction", "ndrc"),
+    ("complete", "in_construction"): ("completed", "ndrc"),
+    **{
+        ("revoke", s): ("revoked", "ndrc")
+        for s in ("confirmed", "plan_review", "in_construction", "rectification")
+    },
 }
 
 
@@ -106,12 +141,37 @@ def context(**changes: object) -> DecisionContext:
         reason="the figures need checking",
         quota=QuotaFacts(quota=3, used=0),
         target=TargetFacts(batch=NEXT, quota=2, name_taken=False),
+        trail=TrailFacts(()),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+# Every document a move of the construction years may need, attached before EARLY.
+ATTACHED = TrailFacts(
+    tuple(
+        TrailEntry("attach", "x", "x", EARLY - timedelta(days=1), {"kind": kind})
+        for kind in ("implementation_plan", "progress_report", "rectification_report")
+    )
+)
+MIDTERM_PASSED = TrailFacts(
+    (*ATTACHED.entries, TrailEntry("pass_midterm", "x", "x", EARLY, {"grade": "good"}))
+)
+# The data each event needs to pass its checks at EARLY (in 2023).
+DATA: dict[str, dict[str, object]] = {
+    "report_progress": {"period": 2023},
+    "pass_midterm": {"grade": "good"},
+    "complete": {"grade": "excellent"},
+    "fail_evaluation": {"due": "2024-06-30"},
+}
+
+
 def passing_context(event: str) -> DecisionContext:
-    return context(now=DEADLINE if event == "lapse" else EARLY)
+    """A context in which every rule of ``event`` holds."""
+    return context(
+        now=DEADLINE if event == "lapse" else EARLY,
+        trail=MIDTERM_PASSED if event == "complete" else ATTACHED,
+        data=DATA.get(event),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +199,7 @@ CELLS = [
 
 
 def test_the_table_has_every_cell() -> None:
-    assert len(CELLS) == 8 * 10 * 6
+    assert len(CELLS) == 13 * 19 * 6
 
 
 @pytest.mark.parametrize(("state", "event", "actor"), CELLS)
@@ -541,6 +601,9 @@ ALLOWED = [
     ("follow_up_batch", "ndrc", context(), set()),
     *[(state, None, context(now=DEADLINE), set()) for state in sorted(FINAL)],
     *[(state, "drc:hebei", context(), set()) for state in sorted(FINAL)],
+    # a confirmed pilot with no plan attached: only the NDRC's revocation is open
+    ("confirmed", None, context(), {"revoke"}),
+    ("confirmed", "drc:hebei", context(), set()),
 ]
 
 
@@ -563,20 +626,24 @@ def test_allowed_events_agree_with_decide(
     workflow: StateMachine, state: str, actor: str | None
 ) -> None:
     """What an actor is offered is exactly what decide lets them do (reason given)."""
-    for now in (EARLY, DEADLINE):
-        ctx = context(now=now)
+    for now, trail in ((EARLY, TrailFacts(())), (DEADLINE, ATTACHED), (EARLY, MIDTERM_PASSED)):
+        ctx = context(now=now, trail=trail)
         who = None if actor is None else ACTORS[actor]
         offered = set(workflow.allowed_events(nom(state), who, ctx))
         actors = list(ACTORS.values()) if who is None else [who]
         possible = set()
         for event in EVENTS:
             for candidate in actors:
-                try:
-                    workflow.decide(nom(state), event, candidate, ctx)
+                try:  # with the data each event takes (checking input is decide's alone)
+                    workflow.decide(nom(state), event, candidate, ctx_with(ctx, event))
                 except PeakpilotError:
                     continue
                 possible.add(event)
         assert offered == possible
+
+
+def ctx_with(ctx: DecisionContext, event: str) -> DecisionContext:
+    return dataclasses.replace(ctx, data=DATA.get(event))
 
 
 # --- nominate ------------------------------------------------------------------------

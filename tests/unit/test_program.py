@@ -74,6 +74,29 @@ DESIGN_ROWS = [
         "drc",
         {"target_batch_open", "target_batch_gives_quota", "target_batch_name_free"},
     ),
+    # DESIGN section 2b (None: the state unchanged); the materials a move needs are
+    # compared in test_shipped_material_rules_match_design_2b
+    ("submit_plan", {"confirmed"}, "plan_review", "drc", set()),
+    ("return_plan", {"plan_review"}, "confirmed", "ndrc", {"reason_given"}),
+    ("approve_plan", {"plan_review"}, "in_construction", "ndrc", set()),
+    (
+        "report_progress",
+        {"in_construction", "rectification"},
+        None,
+        "drc",
+        {"period_begun", "period_unreported"},
+    ),
+    ("pass_midterm", {"in_construction"}, None, "ndrc", {"first_time"}),
+    ("fail_evaluation", {"in_construction"}, "rectification", "ndrc", {"reason_given"}),
+    ("accept_rectification", {"rectification"}, "in_construction", "ndrc", set()),
+    ("complete", {"in_construction"}, "completed", "ndrc", {"midterm_passed"}),
+    (
+        "revoke",
+        {"confirmed", "plan_review", "in_construction", "rectification"},
+        "revoked",
+        "ndrc",
+        {"reason_given"},
+    ),
 ]
 DESIGN_EVENTS = [
     "submit_for_approval",
@@ -86,6 +109,15 @@ DESIGN_EVENTS = [
     "withdraw",
     "lapse",
     "carry_over",
+    "submit_plan",
+    "return_plan",
+    "approve_plan",
+    "report_progress",
+    "pass_midterm",
+    "fail_evaluation",
+    "accept_rectification",
+    "complete",
+    "revoke",
 ]
 
 
@@ -127,9 +159,61 @@ def test_shipped_time_zone_is_shanghai(program: Program) -> None:
 
 def test_shipped_states(program: Program) -> None:
     assert program.states == DESIGN_STATES
-    assert len(program.states) == 8
+    assert len(program.states) == 13
     assert program.initial_state == "drafted"
-    assert program.final_states == {"confirmed", "rejected", "withdrawn"}
+    assert program.final_states == {"rejected", "withdrawn", "completed", "revoked"}
+
+
+def test_shipped_material_rules_match_design_2b(program: Program) -> None:
+    rules = {
+        t.event: (t.needs_material.kind, t.needs_material.since)
+        for t in program.transitions
+        if t.needs_material is not None
+    }
+    assert rules == {
+        "submit_plan": ("implementation_plan", "entered_state"),
+        "report_progress": ("progress_report", "last_event"),
+        "accept_rectification": ("rectification_report", "entered_state"),
+    }
+    assert set(program.material_kinds) == {
+        "application",
+        "approval_document",
+        "implementation_plan",
+        "progress_report",
+        "rectification_report",
+        "evaluation_report",
+        "other",
+    }
+    assert set(program.attach_roles) == {"drc", "gov", "ndrc"}
+
+
+def test_shipped_event_data_matches_design_2b(program: Program) -> None:
+    data = {
+        (t.event, name): (spec.type, spec.choices, spec.future)
+        for t in program.transitions
+        for name, spec in t.data.items()
+    }
+    grades = ("excellent", "good", "pass")
+    assert data == {
+        ("report_progress", "period"): ("year", (), False),
+        ("pass_midterm", "grade"): ("choice", grades, False),
+        ("fail_evaluation", "due"): ("date", (), True),
+        ("complete", "grade"): ("choice", grades, False),
+    }
+
+
+def test_shipped_pilot_timers_match_design_2b(program: Program) -> None:
+    timers = program.pilot_timers
+    assert timers.plan is not None and timers.plan.due_days == 120
+    assert timers.plan.starts_on == "confirm" and timers.plan.applies_in == ("confirmed",)
+    assert timers.report is not None
+    assert (timers.report.due_month, timers.report.due_day, timers.report.last_year) == (
+        1,
+        31,
+        2030,
+    )
+    assert timers.report.starts_on == "approve_plan"
+    assert timers.rectification is not None and timers.rectification.due_field == "due"
 
 
 def test_shipped_events_are_those_of_design_section_2(program: Program) -> None:
@@ -168,6 +252,20 @@ DESIGN_NOTICES = {  # DESIGN section 4: event (from state) -> kind, recipients
     },
     ("withdraw", "submitted"): ("withdrawn", {"gov", "ndrc"}),
     ("carry_over", "follow_up_batch"): ("carried_over", {"gov"}),
+    # DESIGN section 2b
+    ("submit_plan", "confirmed"): ("plan_submitted", {"ndrc"}),
+    ("return_plan", "plan_review"): ("plan_returned", {"drc", "gov"}),
+    ("approve_plan", "plan_review"): ("plan_approved", {"drc", "gov"}),
+    ("report_progress", "in_construction"): ("progress_reported", {"ndrc"}),
+    ("report_progress", "rectification"): ("progress_reported", {"ndrc"}),
+    ("pass_midterm", "in_construction"): ("evaluated", {"drc", "gov"}),
+    ("fail_evaluation", "in_construction"): ("evaluated", {"drc", "gov"}),
+    ("complete", "in_construction"): ("evaluated", {"drc", "gov"}),
+    ("accept_rectification", "rectification"): ("rectification_accepted", {"drc", "gov"}),
+    **{
+        ("revoke", state): ("revoked", {"drc", "gov"})
+        for state in ("confirmed", "plan_review", "in_construction", "rectification")
+    },
 }
 
 
@@ -405,9 +503,9 @@ BROKEN = [
     ),
     pytest.param(
         WITHDRAW_FROM,
-        WITHDRAW_FROM.replace("]", ", confirmed]"),
-        "follow_up_batch, confirmed]",
-        ["confirmed", "final"],
+        WITHDRAW_FROM.replace("]", ", completed]"),
+        "follow_up_batch, completed]",
+        ["completed", "final"],
         id="transition-leaving-a-final-state",
     ),
 ]

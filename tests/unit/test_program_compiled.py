@@ -18,7 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peakpilot.config.program import COMPILED_FORMAT, Program, load_program, parse_program
+from peakpilot.config.compiled import COMPILED_FORMAT
+from peakpilot.config.program import Program, load_program, parse_program
 from peakpilot.errors import ConfigError
 
 SHIPPED_TEXT = (
@@ -130,7 +131,7 @@ def test_a_variant_comes_back_equal(source: str) -> None:
 def test_the_compiled_text_is_json_with_its_format_and_digest() -> None:
     program = load_program()
     document = json.loads(program.to_compiled())
-    assert document["format"] == COMPILED_FORMAT == 1
+    assert document["format"] == COMPILED_FORMAT == 2
     assert document["sha256"] == program.digest
     assert document["source"] == program.source
     assert "河北省" in program.to_compiled()  # ensure_ascii=False: readable in the database
@@ -205,9 +206,9 @@ def _compiled(**changes: Any) -> str:
     return json.dumps(document, ensure_ascii=False)
 
 
-@pytest.mark.parametrize("found", [2, 0, None, "1", True, 1.5])
+@pytest.mark.parametrize("found", [1, 0, None, "2", True, 2.5])
 def test_an_unknown_format_is_refused(found: object) -> None:
-    with pytest.raises(ConfigError, match=r"compiled format .* reads format 1: run init") as info:
+    with pytest.raises(ConfigError, match=r"compiled format .* reads format 2: run init") as info:
         Program.from_compiled(_compiled(format=found))
     assert repr(found) in str(info.value)
     assert info.value.exit_code == 5

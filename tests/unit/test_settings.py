@@ -133,6 +133,7 @@ VALID = [
     ("SWEEP_SECONDS", "0.3", "sweep_seconds", 0.3),
     ("SWEEP_SECONDS", "3600", "sweep_seconds", 3600.0),
     ("SWEEP_SECONDS", "1e2", "sweep_seconds", 100.0),
+    ("MAX_MATERIAL_BYTES", "1048576", "max_material_bytes", 1_048_576),
     *[("SMTP_STARTTLS", text, "smtp_starttls", True) for text in ("true", "True", "1", "yes")],
     *[("SMTP_STARTTLS", text, "smtp_starttls", True) for text in ("on", "ON", "t", "y")],
     *[("SMTP_STARTTLS", text, "smtp_starttls", False) for text in ("false", "0", "no", "NO")],

@@ -4,7 +4,7 @@ that appends the matching record to the nomination's audit chain."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,14 +89,22 @@ class Nominations:
         return row
 
     def list(
-        self, *, state: str | None = None, province: str | None = None, batch: str | None = None
+        self,
+        *,
+        state: str | None = None,
+        province: str | None = None,
+        batch: str | None = None,
+        states: Sequence[str] | None = None,
     ) -> builtins.list[NominationRecord]:
-        """Nominations in creation order, filtered by whichever of the three are given."""
+        """Nominations in creation order, filtered by whichever of these are given."""
         conditions, params = [], []
         for column, value in (("state", state), ("province", province), ("batch_id", batch)):
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
+        if states is not None:
+            conditions.append(f"state IN ({placeholders(len(states))})")
+            params.extend(states)
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return [self._record(row) for row in self.sql.all(f"{_SELECT}{where} ORDER BY id", params)]
 
@@ -107,6 +115,18 @@ class Nominations:
             (batch_id, province, kind, name),
         )
         return row is not None
+
+    def piloted_in(self, province: str, kind: str, name: str, states: Sequence[str]) -> str | None:
+        """The batch in which the province's place of that name and kind became a pilot
+        still counted as one (a nomination in ``states``), in any batch; or None."""
+        if not states:
+            return None
+        row = self.sql.one(
+            "SELECT batch_id FROM nominations WHERE province = ? AND kind = ? AND name = ? "
+            f"AND state IN ({placeholders(len(states))}) ORDER BY id",
+            (province, kind, name, *states),
+        )
+        return None if row is None else str(row[0])
 
     def count_in_states(self, batch_id: str, province: str, states: Sequence[str]) -> int:
         """How many of the province's nominations of the batch are in ``states``."""
@@ -202,8 +222,11 @@ class Nominations:
         reason: str | None,
         to_state: str,
         batch_id: str,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record ``event`` and move the nomination, if nobody moved it since it was read."""
+        """Record ``event`` and move the nomination, if nobody moved it since it was read.
+        (An event that leaves the state as it is, an attached material included, is a
+        move to the same state: it too takes the next version and link of the chain.)"""
         version = record.version + 1
         entry = new_record(
             nomination_id=record.id,
@@ -216,6 +239,7 @@ class Nominations:
             reason=reason,
             batch_id=batch_id,
             prev_hash=record.audit_head,
+            data=data,
         )
         moved = self.sql.execute(
             _MOVE,

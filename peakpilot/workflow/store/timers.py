@@ -103,6 +103,31 @@ class Timers:
             ),
         )
 
+    def cancel_of_nomination(
+        self, nomination_id: str, kinds: Sequence[TimerKind], now: datetime
+    ) -> None:
+        """A nomination's pending timers of ``kinds``, whose work is moot."""
+        self.sql.execute(
+            "UPDATE timers SET status = ?, done_at = ? WHERE nomination_id = ? AND status = ? "
+            f"AND kind IN ({placeholders(len(kinds))})",
+            (
+                TimerStatus.CANCELLED.value,
+                self.sql.dialect.time_in(now),
+                nomination_id,
+                _PENDING,
+                *(kind.value for kind in kinds),
+            ),
+        )
+
+    def cancel_by_key_prefix(self, prefix: str, now: datetime) -> None:
+        """Pending timers whose key starts with ``prefix`` (one year's report, say)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        self.sql.execute(
+            "UPDATE timers SET status = ?, done_at = ? WHERE status = ? "
+            "AND unique_key LIKE ? ESCAPE '\\'",
+            (TimerStatus.CANCELLED.value, self.sql.dialect.time_in(now), _PENDING, pattern),
+        )
+
     def later_due_reminder(self, batch_id: str, due_at: datetime, now: datetime) -> bool:
         """Whether another reminder of the batch, due after ``due_at``, is due too."""
         time_in = self.sql.dialect.time_in

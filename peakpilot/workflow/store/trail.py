@@ -3,8 +3,10 @@ streaming every chain for verification. Append-only: nothing here updates a reco
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from peakpilot.workflow import audit
 from peakpilot.workflow.store.driver import Statements, placeholders
@@ -21,6 +23,7 @@ COLUMNS = (
     "batch_id",
     "prev_hash",
     "hash",
+    "data",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
 _INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({placeholders(len(COLUMNS))})"
@@ -39,6 +42,7 @@ def new_record(
     reason: str | None,
     batch_id: str,
     prev_hash: str,
+    data: Mapping[str, Any] | None = None,
 ) -> audit.ChainRecord:
     """The next record of a nomination's chain, its hash computed."""
     digest = audit.record_hash(
@@ -52,6 +56,7 @@ def new_record(
         reason=reason,
         batch_id=batch_id,
         prev_hash=prev_hash,
+        data=data,
     )
     return audit.ChainRecord(
         nomination_id,
@@ -65,6 +70,7 @@ def new_record(
         batch_id,
         prev_hash,
         digest,
+        None if data is None else audit.canonical_data(data),
     )
 
 
@@ -91,6 +97,7 @@ class AuditTrail:
                     r.batch_id,
                     r.prev_hash,
                     r.hash,
+                    audit.data_text(r.data),
                 )
                 for r in records
             ],
@@ -118,6 +125,8 @@ class AuditTrail:
     def _record(self, row: Sequence[object]) -> audit.ChainRecord:
         values = list(row)
         values[6] = self.sql.dialect.time_out(values[6])
+        if values[11] is not None:
+            values[11] = json.loads(str(values[11]))
         return audit.ChainRecord(*values)  # type: ignore[arg-type]
 
 

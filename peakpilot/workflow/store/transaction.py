@@ -15,6 +15,7 @@ from peakpilot.workflow.store.batches import Batches
 from peakpilot.workflow.store.driver import Statements
 from peakpilot.workflow.store.idempotency import RememberedCalls
 from peakpilot.workflow.store.lapses import Lapses
+from peakpilot.workflow.store.materials import Materials
 from peakpilot.workflow.store.nominations import Nominations
 from peakpilot.workflow.store.outbox import Outbox
 from peakpilot.workflow.store.programs import Programs
@@ -60,6 +61,10 @@ class Transaction:
     @cached_property
     def programs(self) -> Programs:
         return Programs(self.statements)
+
+    @cached_property
+    def materials(self) -> Materials:
+        return Materials(self.statements)
 
     @cached_property
     def remembered(self) -> RememberedCalls:

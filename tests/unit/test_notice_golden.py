@@ -19,7 +19,14 @@ import pytest
 
 from peakpilot.notifications.render import LOCALES, RenderedNotice, Renderer
 from peakpilot.workflow.timers import LapsedItem
-from tests.unit.test_templates import ALL_KINDS, NOMINATION_KINDS, TRANSITIONS, context
+from tests.unit.test_templates import (
+    ALL_KINDS,
+    EVALUATIONS,
+    NOMINATION_KINDS,
+    PILOT_KINDS,
+    TRANSITIONS,
+    context,
+)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "notices"
 REGENERATE = os.environ.get("PEAKPILOT_REGENERATE_NOTICES") == "1"
@@ -39,6 +46,33 @@ def _variations() -> dict[str, tuple[str, dict[str, Any]]]:
         )
         cases[f"{kind}-from-submitted"] = (kind, {"from_state": "submitted"})
         cases[f"{kind}-hostile"] = (kind, {"reason": HOSTILE_REASON})
+    for kind in PILOT_KINDS:
+        given = TRANSITIONS[kind][5]
+        cases[f"{kind}-{'no-reason' if given else 'with-reason'}"] = (
+            kind,
+            {"reason": None if given else "说明：材料齐全。\nRemarks: complete."},
+        )
+    midterm = EVALUATIONS["pass_midterm"]
+    cases |= {  # a pilot's construction (DESIGN §2b)
+        "plan_returned-hostile": ("plan_returned", {"reason": HOSTILE_REASON}),
+        "revoked-from-plan_review": (
+            "revoked",
+            {"from_state": "plan_review", "reason": "实施方案经两次退回修改，仍不符合要求。"},
+        ),
+        "progress_reported-in-rectification": (
+            "progress_reported",
+            {"from_state": "rectification", "to_state": "rectification"},
+        ),
+        "evaluated-pass_midterm": ("evaluated", midterm),
+        "evaluated-complete": ("evaluated", EVALUATIONS["complete"]),
+        "evaluated-unknown-grade": ("evaluated", midterm | {"data": {"grade": "distinction"}}),
+        "evaluated-unknown-event": ("evaluated", {"event": "re_evaluate", "data": {}}),
+        "evaluated-hostile": ("evaluated", {"data": {"due": HOSTILE_NAME}}),
+        "plan_reminder-1-day": ("plan_reminder", {"days_left": 1}),
+        "report_reminder-1-day": ("report_reminder", {"days_left": 1}),
+        "rectification_reminder-under-a-day": ("rectification_reminder", {"days_left": 0}),
+        "plan_overdue-hostile": ("plan_overdue", {}),
+    }
     cases |= {
         "approved-empty-reason": ("approved", {"reason": ""}),
         "withdrawn-from-approved": ("withdrawn", {"from_state": "approved"}),

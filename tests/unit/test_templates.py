@@ -1,8 +1,8 @@
-"""The notice templates (DESIGN §4, notices): every kind renders in zh-CN and en from the
-context the engine passes, names what a clerk needs (programme, batch, province,
-nomination, actor, reason, deadline), escapes data in HTML and nowhere else, keeps the
-subject on one line, refuses a missing variable, and lets an operator override a template
-in a sandbox."""
+"""The notice templates (DESIGN §4, notices, and §2b for a pilot's construction): every
+kind renders in zh-CN and en from the context the engine passes, names what a clerk needs
+(programme, batch, province, nomination, actor, reason, deadline), escapes data in HTML
+and nowhere else, keeps the subject on one line, refuses a missing variable, and lets an
+operator override a template in a sandbox."""
 
 from __future__ import annotations
 
@@ -31,7 +31,25 @@ NOMINATION_KINDS = (
     "carried_over",
 )
 PROVINCE_KINDS = ("reminder", "shortfall", "deadline_summary", "batch_opened")
-ALL_KINDS = (*NOMINATION_KINDS, *PROVINCE_KINDS, "milestone")
+# a pilot's construction (DESIGN §2b): notices of its events, and of what it owes
+PILOT_KINDS = (
+    "plan_submitted",
+    "plan_returned",
+    "plan_approved",
+    "progress_reported",
+    "evaluated",
+    "rectification_accepted",
+    "revoked",
+)
+PILOT_DUE_KINDS = (
+    "plan_reminder",
+    "plan_overdue",
+    "report_reminder",
+    "report_overdue",
+    "rectification_reminder",
+    "rectification_overdue",
+)
+ALL_KINDS = (*NOMINATION_KINDS, *PROVINCE_KINDS, "milestone", *PILOT_KINDS, *PILOT_DUE_KINDS)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "peakpilot" / "notifications" / "templates"
 
@@ -66,6 +84,27 @@ TEXT = {
         "objective": "positive progress",
     },
 }
+# the reasons of a pilot's construction, as the NDRC would write them
+PILOT_REASONS = {
+    "zh-CN": {
+        "plan_returned": (
+            "重点工程清单与年度目标衔接不够。\n请补充各年度能耗强度和碳排放强度下降目标。"
+        ),
+        "evaluated": "2024年度碳排放强度下降未达到实施方案目标。\n重点工程建设进度滞后。",
+        "revoked": "整改期限届满后，整改情况仍未达到要求。",
+    },
+    "en": {
+        "plan_returned": (
+            "The key projects are not tied to the yearly targets.\n"
+            "Please add the yearly targets for energy and carbon intensity."
+        ),
+        "evaluated": (
+            "The fall in carbon intensity in 2024 missed the plan's target.\n"
+            "The key projects are behind schedule."
+        ),
+        "revoked": "The rectification did not meet the requirements by its deadline.",
+    },
+}
 PROVINCE_NAMES = {
     "hebei": {"zh-CN": "河北省", "en": "Hebei"},
     "shanxi": {"zh-CN": "山西省", "en": "Shanxi"},
@@ -92,6 +131,49 @@ TRANSITIONS = {
     "deferred": ("defer", "submitted", "follow_up_batch", "ndrc", "drc:hebei", True),
     "withdrawn": ("withdraw", "submitted", "withdrawn", "drc:hebei", "ndrc", True),
     "carried_over": ("carry_over", "follow_up_batch", "drafted", "drc:hebei", "gov:hebei", False),
+    "plan_submitted": ("submit_plan", "confirmed", "plan_review", "drc:hebei", "ndrc", False),
+    "plan_returned": ("return_plan", "plan_review", "confirmed", "ndrc", "drc:hebei", True),
+    "plan_approved": ("approve_plan", "plan_review", "in_construction", "ndrc", "gov:hebei", False),
+    "progress_reported": (
+        "report_progress",
+        "in_construction",
+        "in_construction",
+        "drc:hebei",
+        "ndrc",
+        False,
+    ),
+    "evaluated": ("fail_evaluation", "in_construction", "rectification", "ndrc", "drc:hebei", True),
+    "rectification_accepted": (
+        "accept_rectification",
+        "rectification",
+        "in_construction",
+        "ndrc",
+        "gov:hebei",
+        False,
+    ),
+    "revoked": ("revoke", "in_construction", "revoked", "ndrc", "gov:hebei", True),
+}
+# The event's data as the engine passes it (display-ready strings), for the kinds that read
+# it; the engine passes `data` (None) with every transition, as it passes `from_batch`.
+DATA = {
+    "progress_reported": {"period": "2024"},
+    "evaluated": {"due": "2025-06-30"},
+}
+# evaluated is sent for three events, each with its own data (DESIGN §2b)
+EVALUATIONS = {
+    "pass_midterm": {
+        "event": "pass_midterm",
+        "to_state": "in_construction",
+        "reason": None,
+        "data": {"grade": "excellent"},
+    },
+    "fail_evaluation": {},  # the kind's usual context
+    "complete": {
+        "event": "complete",
+        "to_state": "completed",
+        "reason": None,
+        "data": {"grade": "good"},
+    },
 }
 RECIPIENTS = {
     "reminder": "drc:hebei",
@@ -99,6 +181,21 @@ RECIPIENTS = {
     "deadline_summary": "ndrc",
     "batch_opened": "drc:hebei",
     "milestone": "gov:hebei",
+    "plan_reminder": "drc:hebei",
+    "plan_overdue": "gov:hebei",
+    "report_reminder": "drc:hebei",
+    "report_overdue": "drc:hebei",
+    "rectification_reminder": "drc:hebei",
+    "rectification_overdue": "ndrc",
+}
+# kind: (the pilot's state, when it is due, the report's year or None, days left or None)
+DUES = {
+    "plan_reminder": ("confirmed", "2024-03-13 00:00 (UTC+08:00)", None, 7),
+    "plan_overdue": ("confirmed", "2024-03-13 00:00 (UTC+08:00)", None, None),
+    "report_reminder": ("in_construction", "2025-01-31 00:00 (UTC+08:00)", 2024, 7),
+    "report_overdue": ("in_construction", "2025-01-31 00:00 (UTC+08:00)", 2024, None),
+    "rectification_reminder": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None, 14),
+    "rectification_overdue": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None, None),
 }
 LAPSED = [  # as the engine passes them: kind codes, named here in each language
     LapsedItem("nom-0007", "保定市", "city", "approved"),
@@ -144,10 +241,12 @@ def context(kind: str, locale: str, name: str = "唐山市") -> dict[str, Any]:
             "event": event,
             "from_state": from_state,
             "to_state": to_state,
-            "reason": text["reason"] if with_reason else None,
+            "reason": PILOT_REASONS[locale].get(kind, text["reason"]) if with_reason else None,
         }
         if kind == "carried_over":
             ctx["from_batch"] = FIRST["id"]
+        if kind in DATA:
+            ctx["data"] = dict(DATA[kind])
     elif kind == "reminder":
         ctx |= {
             "province": province("hebei", locale),
@@ -176,6 +275,14 @@ def context(kind: str, locale: str, name: str = "唐山市") -> dict[str, Any]:
             "objective": text["objective"],
             "due": "2025-12-31 00:00 (UTC+08:00)",
         }
+    elif kind in DUES:
+        state, due, period, days_left = DUES[kind]
+        nomination["state"] = state
+        ctx |= {"nomination": nomination, "due": due}
+        if period is not None:
+            ctx["period"] = period
+        if days_left is not None:
+            ctx["days_left"] = days_left
     else:  # pragma: no cover - a kind this module does not know
         raise AssertionError(kind)
     return ctx
@@ -245,6 +352,12 @@ def _expected_in_body(kind: str, ctx: dict[str, Any]) -> list[str]:
             ctx["milestone"]["objective"],
             ctx["milestone"]["due"],
         ]
+    if kind == "progress_reported":
+        wanted.append(ctx["data"]["period"])
+    if kind == "evaluated" and ctx["event"] == "fail_evaluation":
+        wanted.append(ctx["data"]["due"])
+    if kind in DUES:
+        wanted += [ctx["due"], str(ctx.get("period", ""))]
     return wanted
 
 
@@ -408,11 +521,136 @@ def test_english_counts_agree_in_number(renderer: Renderer) -> None:
     assert "a quota of 2 places, of which 1 is used" in two.text and "1 remains" in two.text
 
 
+# --- a pilot's construction (DESIGN §2b) ---------------------------------------------------
+
+
+def _pilot_cases() -> list[tuple[str, dict[str, Any]]]:
+    """Every construction letter, and each evaluation, as (kind, changes to its context)."""
+    cases: list[tuple[str, dict[str, Any]]] = [(kind, {}) for kind in PILOT_DUE_KINDS]
+    cases += [(kind, {"reason": "一\n二"}) for kind in PILOT_KINDS if kind != "evaluated"]
+    cases += [("evaluated", changes | {"reason": "一\n二"}) for changes in EVALUATIONS.values()]
+    during = {"from_state": "rectification", "to_state": "rectification"}
+    cases.append(("progress_reported", during))
+    return cases
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize(("kind", "changes"), _pilot_cases())
+def test_a_pilots_letters_keep_one_blank_line_between_paragraphs(
+    renderer: Renderer, kind: str, changes: dict[str, Any], locale: str
+) -> None:
+    text = _render(renderer, kind, locale, **changes).text
+    assert "\n\n\n" not in text and text.endswith("\n") and not text.endswith("\n\n")
+    lines = text.splitlines()
+    for index, line in enumerate(lines[1:], start=1):
+        if line.endswith(("：", ":")) and not line[0].isspace():
+            assert lines[index - 1] == "", (line, text)
+    for sentence in ("该试点目前正在整改。", "The pilot is currently under rectification."):
+        for position in (m.end() for m in re.finditer(re.escape(sentence), text)):
+            assert text[position : position + 2] == "\n\n", text
+
+
+@pytest.mark.parametrize(
+    ("locale", "event", "shown", "value"),
+    [
+        ("zh-CN", "pass_midterm", ["通过中期评估，评估等级为“优秀”。", "评估等级：优秀"], "优秀"),
+        ("zh-CN", "complete", ["通过终期评估，评估等级为“良好”，试点建设完成。"], "良好"),
+        ("zh-CN", "fail_evaluation", ["评估未通过", "整改期限为2025-06-30。"], "2025-06-30"),
+        ("en", "pass_midterm", ['mid-term evaluation, with the grade "excellent".'], "excellent"),
+        ("en", "complete", ['with the grade "good"; the pilot is completed.'], "good"),
+        ("en", "fail_evaluation", ["not passed its evaluation", "is 2025-06-30."], "2025-06-30"),
+    ],
+)
+def test_an_evaluation_says_what_was_decided(
+    renderer: Renderer, locale: str, event: str, shown: list[str], value: str
+) -> None:
+    notice = _render(renderer, "evaluated", locale, **EVALUATIONS[event])
+    for words in shown:
+        assert words in notice.text, notice.text
+    assert f"{value}</td>" in notice.html  # a row of the particulars
+    words = {"pass_midterm": "中期评估", "complete": "终期评估", "fail_evaluation": "整改"}
+    if locale == "zh-CN":
+        for other, word in words.items():
+            assert (word in notice.subject) == (other == event), notice.subject
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_unknown_grade_or_evaluation_event_is_shown_as_its_code(
+    renderer: Renderer, locale: str
+) -> None:
+    graded = EVALUATIONS["pass_midterm"] | {"data": {"grade": "<i>distinction</i>"}}
+    notice = _render(renderer, "evaluated", locale, **graded)
+    assert "<i>distinction</i>" in notice.text
+    assert "&lt;i&gt;distinction&lt;/i&gt;" in notice.html and "<i>" not in notice.html
+    unknown = _render(renderer, "evaluated", locale, event="re_evaluate", data={})
+    assert "re_evaluate" in unknown.text and "re_evaluate" in unknown.html
+    assert {"zh-CN": "试点评估结果的通知", "en": "Evaluation of the pilot 唐山市"}[locale] in (
+        unknown.subject
+    )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_event_that_keeps_the_state_shows_it_once(renderer: Renderer, locale: str) -> None:
+    notice = _render(renderer, "progress_reported", locale)
+    state = {"zh-CN": "建设中", "en": "under construction"}[locale]
+    assert f"{state} → {state}" not in notice.text + notice.html
+    assert state in notice.text
+    assert {"zh-CN": "正在整改", "en": "under rectification"}[locale] not in notice.text
+    during = _render(
+        renderer, "progress_reported", locale, from_state="rectification", to_state="rectification"
+    )
+    assert {"zh-CN": "该试点目前正在整改。", "en": "currently under rectification."}[locale] in (
+        during.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "days", "shown"),
+    [
+        ("zh-CN", 7, "剩余7天。"),
+        ("zh-CN", 1, "剩余1天。"),
+        ("zh-CN", 0, "剩余不足1天。"),
+        ("en", 7, ", 7 days from now."),
+        ("en", 1, ", 1 day from now."),
+        ("en", 0, ", less than a day from now."),
+    ],
+)
+@pytest.mark.parametrize("kind", ["plan_reminder", "report_reminder", "rectification_reminder"])
+def test_a_pilots_reminder_shows_the_days_left(
+    renderer: Renderer, kind: str, locale: str, days: int, shown: str
+) -> None:
+    notice = _render(renderer, kind, locale, days_left=days)
+    assert shown in notice.text and shown in notice.html
+
+
+@pytest.mark.parametrize(("kind", "changes"), _pilot_cases())
+def test_a_pilots_chinese_letters_set_numbers_without_spaces(
+    renderer: Renderer, kind: str, changes: dict[str, Any]
+) -> None:
+    """Issue 15: "3个", "2024年度", "剩余7天", not "3 个"."""
+    notice = _render(renderer, kind, "zh-CN", **changes)
+    spaced = re.compile(r"[\u3400-\u9fff，。：（）] ?[0-9]+ [\u3400-\u9fff]|[\u3400-\u9fff] [0-9]")
+    for part in (notice.subject, notice.text):
+        assert not spaced.search(part), spaced.search(part)
+
+
+@pytest.mark.parametrize("kind", ["plan_approved", "report_reminder"])
+def test_the_construction_contents_are_named_as_the_plan_names_them(
+    renderer: Renderer, kind: str
+) -> None:
+    assert "政策机制、全民行动" in _render(renderer, kind, "zh-CN").text
+    english = _render(renderer, kind, "en").text
+    assert "policy mechanisms and nationwide public action" in english
+    assert "national actions" not in english
+
+
 # --- escaping and header safety ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("kind", ["approved", "milestone", "submitted"])
+@pytest.mark.parametrize(
+    "kind", ["approved", "milestone", "submitted", "plan_returned", "evaluated", "report_reminder"]
+)
 def test_a_hostile_name_is_escaped_in_html_and_intact_in_text(
     renderer: Renderer, kind: str, locale: str
 ) -> None:
@@ -436,7 +674,9 @@ def test_hostile_data_in_lists_is_escaped(renderer: Renderer, locale: str) -> No
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("kind", ["approved", "carried_over", "milestone"])
+@pytest.mark.parametrize(
+    "kind", ["approved", "carried_over", "milestone", "progress_reported", "plan_overdue"]
+)
 def test_a_name_with_a_line_break_cannot_add_a_mail_header(
     renderer: Renderer, kind: str, locale: str
 ) -> None:
@@ -481,6 +721,9 @@ def test_removing_any_variable_is_a_config_error_naming_the_template(
         ("reminder", ("province", "name")),
         ("milestone", ("milestone", "objective")),
         ("milestone", ("nomination", "level")),
+        ("progress_reported", ("data", "period")),
+        ("evaluated", ("data", "due")),
+        ("plan_submitted", ("nomination", "province")),
     ],
 )
 @pytest.mark.parametrize("locale", LOCALES)

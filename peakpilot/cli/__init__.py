@@ -9,16 +9,17 @@ Heavy modules (SQLAlchemy, Rich) are imported only by the commands that use them
   and :func:`main`, which turns errors into one line on stderr and an exit code;
 - :mod:`~peakpilot.cli.output`: JSON documents, times and tables;
 - the commands, by what they act on: :mod:`~peakpilot.cli.nominations`,
-  :mod:`~peakpilot.cli.batches`, :mod:`~peakpilot.cli.notices` and the operator's
+  :mod:`~peakpilot.cli.pilots` (the construction years), :mod:`~peakpilot.cli.batches`,
+  :mod:`~peakpilot.cli.notices` and the operator's
   :mod:`~peakpilot.cli.operations`.
 """
 
 from __future__ import annotations
 
-from peakpilot.cli import batches, nominations, notices, operations
+from peakpilot.cli import batches, nominations, notices, operations, pilots
 from peakpilot.cli.app import cli, main
 
-for _module in (nominations, batches, notices, operations):
+for _module in (nominations, pilots, batches, notices, operations):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

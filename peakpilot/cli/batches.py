@@ -16,7 +16,10 @@ from peakpilot.cli.output import emit, rich_console, timers_table, when
 def board(batch: str | None) -> None:
     """Per province: quota, used, left and nominations per state."""
     engine = open_engine()
-    result, states = engine.board(batch), engine.program.states
+    result, program = engine.board(batch), engine.program
+    # the selection's states in the table; the construction years' on a line below it
+    later = [s for s in program.pilot_states if s not in program.piloted_states[:1]]
+    states = [s for s in program.states if s not in later]
 
     def human() -> None:
         from rich.table import Table
@@ -34,7 +37,11 @@ def board(batch: str | None) -> None:
                 str(p.left),
                 *(str(p.states[s] or "") for s in states),
             )
-        rich_console().print(table)
+        console = rich_console()
+        console.print(table)
+        if later:
+            counts = {s: sum(p.states[s] for p in result.provinces) for s in later}
+            console.print("construction: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
 
     emit(result, human)
 

@@ -31,6 +31,13 @@ def nominate(
 @click.argument("event")
 @as_option("ndrc, drc:PROVINCE or gov:PROVINCE.")
 @click.option("--reason", help="Why (required to send back, reject or defer).")
+@click.option(
+    "--data",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="What the event carries, e.g. period=2024 (repeatable).",
+)
 @click.option("--idempotency-key", help="Retrying with the same key does the event once.")
 @click.option(
     "--if-version", type=int, help="Refuse (exit 6) unless the nomination is still at this version."
@@ -41,10 +48,13 @@ def fire(
     event: str,
     actor: str,
     reason: str | None,
+    pairs: tuple[str, ...],
     idempotency_key: str | None,
     if_version: int | None,
 ) -> None:
     """Fire one EVENT on nomination ID."""
+    from peakpilot.states.event_data import parse_pairs
+
     after = open_engine().fire(
         nomination_id,
         event,
@@ -52,6 +62,7 @@ def fire(
         reason=reason,
         idempotency_key=idempotency_key,
         expected_version=if_version,
+        data=parse_pairs(list(pairs)) if pairs else None,
     )
     emit(after, lambda: click.echo(f"{after.id}: {after.state} (version {after.version})"))
 

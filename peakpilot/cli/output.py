@@ -59,7 +59,7 @@ def history_table(records: Sequence[Any]) -> Any:
     from rich.table import Table
 
     table = Table(title="history")
-    for column in ("seq", "at", "event", "from", "to", "actor", "reason"):
+    for column in ("seq", "at", "event", "from", "to", "actor", "reason", "data"):
         table.add_column(column)
     for r in records:
         table.add_row(
@@ -70,6 +70,58 @@ def history_table(records: Sequence[Any]) -> Any:
             r.to_state,
             r.actor,
             r.reason or "",
+            data_text(r.data),
+        )
+    return table
+
+
+def data_text(data: Any) -> str:
+    """An event's data as one line: ``period=2024, grade=good``."""
+    if not data:
+        return ""
+    return ", ".join(f"{key}={value}" for key, value in data.items() if value is not None)
+
+
+def materials_table(rows: Sequence[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="materials")
+    for column in ("id", "kind", "title", "doc number", "size", "type", "by", "attached"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for m in rows:
+        table.add_row(
+            m.id,
+            m.kind,
+            m.title or "",
+            m.doc_number or "",
+            f"{m.size:,}",
+            m.media_type.rsplit("/", 1)[-1].split(".")[-1],
+            m.actor,
+            when(m.attached_at),
+        )
+    return table
+
+
+def pilots_table(rows: Sequence[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="pilots")
+    for column in ("id", "province", "name", "kind", "state", "plan", "reported", "next due"):
+        table.add_column(column)
+    for p in rows:
+        due = ""
+        if p.next_due is not None:
+            what = p.next_due.kind + (f" {p.next_due.period}" if p.next_due.period else "")
+            due = f"{what} {p.next_due.due_at:%Y-%m-%d}" + (" OVERDUE" if p.overdue else "")
+        table.add_row(
+            p.id,
+            p.province,
+            p.name,
+            p.kind,
+            p.state,
+            p.plan,
+            "" if p.last_period is None else str(p.last_period),
+            due,
         )
     return table
 

@@ -147,6 +147,21 @@ class Program:
         return tuple(dict.fromkeys(t.event for t in self.transitions))
 
     @cached_property
+    def pilot_states(self) -> tuple[str, ...]:
+        """The states of the ``pilots`` view: the piloted states and every state they
+        lead to (a revoked pilot included), in the programme's order."""
+        reached = set(self.piloted_states)
+        frontier = list(reached)
+        while frontier:
+            state = frontier.pop()
+            for row in self.transitions:
+                dest = row.dest_from(state)
+                if state in row.sources and dest not in reached:
+                    reached.add(dest)
+                    frontier.append(dest)
+        return tuple(state for state in self.states if state in reached)
+
+    @cached_property
     def notice_kinds(self) -> tuple[str, ...]:
         """Every notice kind the programme declares (their templates must exist)."""
         kinds = [t.notice.kind for t in self.transitions if t.notice is not None]

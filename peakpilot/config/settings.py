@@ -136,6 +136,9 @@ def _check(convert: _Convert) -> dict[str, _Convert]:
     return {"convert": convert}
 
 
+DEFAULT_MAX_MATERIAL_BYTES = 25 * 1024 * 1024  # 25 MiB
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the database is, what time it is (``now`` set freezes the clock), and how
@@ -162,7 +165,9 @@ class Settings:
     smtp_starttls: bool = field(default=False, metadata=_check(_flag))
     sweep_seconds: float = field(default=5.0, metadata=_check(_seconds))
     # the largest document `attach` stores (25 MiB)
-    max_material_bytes: int = field(default=25 * 1024 * 1024, metadata=_check(_whole(1, 2**31)))
+    max_material_bytes: int = field(
+        default=DEFAULT_MAX_MATERIAL_BYTES, metadata=_check(_whole(1, 2**31))
+    )
 
 
 _CONVERTERS: dict[str, _Convert] = {f.name: f.metadata["convert"] for f in fields(Settings)}
@@ -231,4 +236,10 @@ def _from_toml(path: Path) -> dict[str, tuple[str, object]]:
     return {key: (f"{path}: {key}", value) for key, value in document.items()}
 
 
-__all__ = ["DEFAULT_DATABASE_URL", "Secret", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_MAX_MATERIAL_BYTES",
+    "Secret",
+    "Settings",
+    "load_settings",
+]

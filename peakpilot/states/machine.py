@@ -190,6 +190,17 @@ class StateMachine:
                 f"confirmed in batch {piloted_in} (a place is piloted once)"
             )
 
+    def check_attach(self, actor: Actor, nomination: NominationFacts) -> None:
+        """Refuse an actor the programme does not let attach documents to this
+        nomination (the ``attach`` roles; provincial roles for their own province)."""
+        if not self.program.attach_roles:
+            raise Refused("this programme keeps no materials (it declares no attach roles)")
+        refusal = self._role_refusal(
+            self.program.attach_roles, "attach materials to", actor, nomination
+        )
+        if refusal is not None:
+            raise refusal
+
     # -- conditions ------------------------------------------------------------------
 
     def _conditions(self, row: Transition) -> list[Condition]:

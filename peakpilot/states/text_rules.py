@@ -47,6 +47,23 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_label(what: str, text: str | None, longest: int) -> str | None:
+    """A material's title or document number (``None`` stays ``None``): one line of at
+    most ``longest`` characters, as clean as a name."""
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput(f"the {what} is empty: leave it out or give one")
+    if len(text) > longest:
+        raise InvalidInput(
+            f"the {what} is {len(text)} characters long: at most {longest} are allowed"
+        )
+    bad = _first_bad_character(text)
+    if bad is not None:
+        raise InvalidInput(f"the {what} contains {_describe(bad)}: remove it")
+    return text
+
+
 def check_reason(reason: str | None) -> str | None:
     """Return ``reason`` unchanged (``None`` stays ``None``) if valid, else refuse it.
 

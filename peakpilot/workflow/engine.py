@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from peakpilot.clock import Clock, SystemClock
 from peakpilot.config.program import Program, load_program
+from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES
 from peakpilot.states.actors import Actor
 from peakpilot.workflow.queries import Queries
 from peakpilot.workflow.runtime import Runtime
@@ -33,10 +34,12 @@ from peakpilot.workflow.snapshots import (
     Board,
     DispatchReport,
     HistoryRecord,
+    Material,
     Nomination,
     NominationDetail,
     Notice,
     NoticeDetail,
+    Pilot,
     TickReport,
     Timer,
 )
@@ -46,6 +49,7 @@ from peakpilot.workflow.store.lapses import LAPSE_CHUNK
 if TYPE_CHECKING:
     from peakpilot.notifications.channels import Channel
     from peakpilot.notifications.contacts import Contacts
+    from peakpilot.workflow.attachments import Attachments
     from peakpilot.workflow.commands import Commands
     from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
@@ -57,8 +61,8 @@ class Engine:
     Open it as a context manager (or call :meth:`close`). ``database`` is a URL or an
     SQLAlchemy engine owned by the caller, which the Engine then never disposes nor
     changes. ``template_cache_dir`` keeps compiled notice templates between processes
-    (none by default: templates compile in memory). ``hooks`` are for tests that inject
-    faults.
+    (none by default: templates compile in memory). ``max_material_bytes`` is the
+    largest document :meth:`attach` stores. ``hooks`` are for tests that inject faults.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Engine:
         contacts: Contacts | str | Path | None = None,
         templates_dir: str | Path | None = None,
         template_cache_dir: str | Path | None = None,
+        max_material_bytes: int = DEFAULT_MAX_MATERIAL_BYTES,
         hooks: StoreHooks | None = None,
     ) -> None:
         owned = not isinstance(database, sa.Engine)
@@ -81,6 +86,7 @@ class Engine:
             template_cache_dir=template_cache_dir,
         )
         self._queries = Queries(self._runtime)
+        self._max_material_bytes = max_material_bytes
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -159,10 +165,13 @@ class Engine:
         reason: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> Nomination:
         """Fire ``event`` on a nomination as ``actor`` and return the nomination after it.
 
-        With ``idempotency_key``, a retry of the same call returns the first result and
+        ``data`` is what the event carries (``{"period": 2024}``), checked against what
+        the programme declares for it and kept, hashed, in the audit record. With
+        ``idempotency_key``, a retry of the same call returns the first result and
         writes nothing. With ``expected_version``, the call is refused with
         :class:`Conflict` unless the nomination is still at that version.
         """
@@ -173,6 +182,34 @@ class Engine:
             reason=reason,
             idempotency_key=idempotency_key,
             expected_version=expected_version,
+            data=data,
+        )
+
+    def attach(
+        self,
+        nomination_id: str,
+        content: bytes | str | Path,
+        *,
+        kind: str,
+        actor: Actor | str,
+        title: str | None = None,
+        doc_number: str | None = None,
+        filename: str | None = None,
+    ) -> Material:
+        """Store a document (bytes, or a file's path) with a nomination, as ``actor``.
+
+        Recognised by its content (PDF, OFD, DOCX, XLSX, PNG, JPEG; ``filename``'s suffix
+        must agree), at most ``max_material_bytes``; an ``attach`` record joins the
+        nomination's audit chain.
+        """
+        return self._attachments.attach(
+            nomination_id,
+            content,
+            kind=kind,
+            actor=actor,
+            title=title,
+            doc_number=doc_number,
+            filename=filename,
         )
 
     def open_batch(
@@ -220,6 +257,35 @@ class Engine:
     ) -> builtins.list[HistoryRecord]:
         """The audit trail of one nomination, oldest first (``actor``: as for :meth:`get`)."""
         return self._queries.history(nomination_id, actor)
+
+    def materials(
+        self, nomination_id: str, *, actor: Actor | str | None = None
+    ) -> builtins.list[Material]:
+        """The documents attached to a nomination, oldest first (``actor``: as for
+        :meth:`get`)."""
+        return self._attachments.materials(nomination_id, actor)
+
+    def material(
+        self, material_id: str, *, actor: Actor | str | None = None
+    ) -> tuple[Material, bytes]:
+        """One material and its bytes."""
+        return self._attachments.material(material_id, actor)
+
+    def pilots(
+        self,
+        *,
+        province: str | None = None,
+        state: str | None = None,
+        overdue: bool = False,
+        actor: Actor | str | None = None,
+    ) -> builtins.list[Pilot]:
+        """The nominations from confirmation on: plan, last report, what is due next and
+        whether it is overdue (``overdue``: only those)."""
+        from peakpilot.workflow.pilots import pilots
+
+        return pilots(
+            self._runtime, province=province, state=state, overdue_only=overdue, actor=actor
+        )
 
     def verify_audit(self) -> AuditReport:
         """Check every nomination's hash chain; report the first record that fails."""
@@ -296,6 +362,12 @@ class Engine:
         from peakpilot.workflow.commands import Commands
 
         return Commands(self._runtime)
+
+    @cached_property
+    def _attachments(self) -> Attachments:
+        from peakpilot.workflow.attachments import Attachments
+
+        return Attachments(self._runtime, self._max_material_bytes)
 
     @cached_property
     def _deadlines(self) -> Deadlines:

@@ -186,7 +186,10 @@ def _context(
 ) -> dict[str, Any]:
     context: dict[str, Any] = {
         "nomination": notifier.nomination_context(nomination, nomination.state, locale),
-        "due": notifier.format(due_at),
+        # the day it is due on, as the letter that set it wrote it ("by 30 June")
+        "due": (due_at.astimezone(notifier.program.timezone) - timedelta(microseconds=1))
+        .date()
+        .isoformat(),
     }
     if "period" in timer.payload:
         context["period"] = timer.payload["period"]

@@ -11,7 +11,7 @@ import builtins
 
 from peakpilot.errors import InvalidInput, NotFound
 from peakpilot.states.actors import Actor
-from peakpilot.vocabulary import NoticeStatus
+from peakpilot.vocabulary import ATTACH_EVENT, NoticeStatus
 from peakpilot.workflow import audit
 from peakpilot.workflow.decisions import decision_context
 from peakpilot.workflow.runtime import Runtime
@@ -138,6 +138,8 @@ class Queries:
                 tx.trail.chain_heads(), tx.trail.chain_records()
             )
             if broken is None:
+                broken = _first_bad_material(tx)
+            if broken is None:
                 return AuditReport(ok=True, records=checked, first_broken=None)
             return AuditReport(
                 ok=False,
@@ -167,6 +169,25 @@ class Queries:
             return NoticeDetail(self.rt.notice(record), text, html)
 
         return self.rt.db.run(read, write=False)
+
+
+def _first_bad_material(tx: Transaction) -> audit.Break | None:
+    """The ``attach`` record of the first material whose stored bytes no longer match
+    the SHA-256 that record (hashed into the chain) gives them."""
+    for bad in tx.materials.bad_blobs():
+        for material in tx.materials.with_sha256(bad.sha256):
+            for record in tx.trail.history(material.nomination_id):
+                if record.event == ATTACH_EVENT and (record.data or {}).get("material") == (
+                    material.id
+                ):
+                    problem = (
+                        f"the bytes of material {material.id} do not match its sha256"
+                        if bad.found != "missing"
+                        else f"the bytes of material {material.id} are missing"
+                    )
+                    return audit.Break(material.nomination_id, record.seq, problem)
+        return audit.Break("-", 0, f"stored bytes {bad.sha256} do not match their sha256")
+    return None
 
 
 def notice_status(text: str) -> NoticeStatus:

@@ -17,7 +17,7 @@ from peakpilot.clock import Clock, require_instant
 from peakpilot.config.program import Program, parse_program
 from peakpilot.errors import NotFound, NotPermitted
 from peakpilot.states.actors import Actor, ActorResolver, sees_province
-from peakpilot.workflow.snapshots import HistoryRecord, Nomination, Notice, Timer
+from peakpilot.workflow.snapshots import HistoryRecord, Material, Nomination, Notice, Timer
 from peakpilot.workflow.store.database import Database
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from peakpilot.notifications.contacts import Contacts
     from peakpilot.states.machine import StateMachine
     from peakpilot.workflow.audit import ChainRecord
+    from peakpilot.workflow.store.materials import MaterialRecord
     from peakpilot.workflow.store.nominations import NominationRecord
     from peakpilot.workflow.store.outbox import NoticeRecord
     from peakpilot.workflow.store.timers import TimerRecord
@@ -171,10 +172,31 @@ class Runtime:
     def history(self, records: list[ChainRecord]) -> list[HistoryRecord]:
         return [
             HistoryRecord(
-                r.seq, r.event, r.from_state, r.to_state, r.actor, self.local(r.at), r.reason
+                r.seq,
+                r.event,
+                r.from_state,
+                r.to_state,
+                r.actor,
+                self.local(r.at),
+                r.reason,
+                r.data,
             )
             for r in records
         ]
+
+    def material(self, record: MaterialRecord) -> Material:
+        return Material(
+            id=record.id,
+            nomination=record.nomination_id,
+            kind=record.kind,
+            sha256=record.sha256,
+            size=record.size,
+            media_type=record.media_type,
+            title=record.title,
+            doc_number=record.doc_number,
+            actor=record.actor,
+            attached_at=self.local(record.attached_at),
+        )
 
 
 __all__ = ["Runtime", "no_programme"]

@@ -39,6 +39,48 @@ class HistoryRecord:
     actor: str
     at: datetime
     reason: str | None
+    data: Mapping[str, Any] | None = None  # the event's data, hashed with the record
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Material:
+    """A document attached to a nomination; its bytes are fetched separately."""
+
+    id: str
+    nomination: str
+    kind: str
+    sha256: str
+    size: int
+    media_type: str
+    title: str | None
+    doc_number: str | None
+    actor: str
+    attached_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Due:
+    """The next thing a pilot owes: a plan, a report or a rectification, and when."""
+
+    kind: str  # plan, progress_report or rectification
+    due_at: datetime
+    period: int | None = None  # the year a progress report covers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pilot:
+    """A nomination from ``confirmed`` on, as the ``pilots`` view shows it."""
+
+    id: str
+    batch: str
+    province: str
+    name: str
+    kind: str
+    state: str
+    plan: str  # due, in review, approved (or "-" for a pilot that ended before one)
+    last_period: int | None
+    next_due: Due | None
+    overdue: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

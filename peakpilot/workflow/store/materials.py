@@ -114,6 +114,10 @@ class Materials:
         )
         return [self._record(row) for row in rows]
 
+    def with_sha256(self, sha256: str) -> list[MaterialRecord]:
+        rows = self.sql.all(f"{_SELECT} WHERE sha256 = ? ORDER BY attached_at, id", (sha256,))
+        return [self._record(row) for row in rows]
+
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM materials")
 

@@ -159,6 +159,17 @@ class Timers:
         )
         return [self._record(row) for row in rows]
 
+    def of_kinds(
+        self, kinds: Sequence[TimerKind], statuses: Sequence[TimerStatus]
+    ) -> list[TimerRecord]:
+        """Timers of ``kinds`` in ``statuses`` (a pilot's due days, fired or pending)."""
+        rows = self.sql.all(
+            f"{_SELECT} WHERE kind IN ({placeholders(len(kinds))}) "
+            f"AND status IN ({placeholders(len(statuses))}) ORDER BY due_at, id",
+            (*(k.value for k in kinds), *(s.value for s in statuses)),
+        )
+        return [self._record(row) for row in rows]
+
     def next_due_at(self) -> datetime | None:
         row = self.sql.one("SELECT min(due_at) FROM timers WHERE status = ?", (_PENDING,))
         return None if row is None else self.sql.dialect.maybe_time_out(row[0])

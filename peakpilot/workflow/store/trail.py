@@ -119,6 +119,18 @@ class AuditTrail:
         for row in rows:
             yield self._record(row)
 
+    def event_data(self, event: str, states: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(nomination, data) of every ``event`` record of the nominations now in
+        ``states`` (the progress reports of the pilots, say), oldest first."""
+        rows = self.sql.all(
+            "SELECT a.nomination_id, a.data FROM audit_records a "
+            "JOIN nominations n ON n.id = a.nomination_id "
+            f"WHERE a.event = ? AND n.state IN ({', '.join('?' * len(states))}) "
+            "AND a.data IS NOT NULL ORDER BY a.nomination_id, a.seq",
+            (event, *states),
+        )
+        return [(str(nomination), json.loads(str(data))) for nomination, data in rows]
+
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM audit_records")
 

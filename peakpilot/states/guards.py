@@ -76,30 +76,34 @@ class TrailFacts:
 
     entries: tuple[TrailEntry, ...]
 
-    def entered_state_at(self, state: str) -> datetime | None:
-        """When the nomination last moved into ``state`` from another state."""
-        for entry in reversed(self.entries):
+    def entered_state(self, state: str) -> int | None:
+        """The position of the record by which the nomination last moved into ``state``
+        from another state. (Positions, not times: records written at one instant, as on
+        a frozen clock, keep their order.)"""
+        for index in range(len(self.entries) - 1, -1, -1):
+            entry = self.entries[index]
             if entry.to_state == state and entry.from_state != state:
-                return entry.at
+                return index
         return None
 
-    def last_at(self, event: str) -> datetime | None:
-        for entry in reversed(self.entries):
-            if entry.event == event:
-                return entry.at
+    def last(self, event: str) -> int | None:
+        """The position of the event's newest record."""
+        for index in range(len(self.entries) - 1, -1, -1):
+            if self.entries[index].event == event:
+                return index
         return None
 
     def values(self, event: str, key: str) -> list[Any]:
         """Each value of ``key`` in the data of the event's records."""
         return [e.data[key] for e in self.entries if e.event == event and e.data and key in e.data]
 
-    def has_material(self, kind: str, since: datetime | None) -> bool:
+    def has_material(self, kind: str, after: int | None) -> bool:
+        """Whether a material of ``kind`` was attached after position ``after`` (ever,
+        when it is None)."""
+        start = 0 if after is None else after + 1
         return any(
-            e.event == ATTACH_EVENT
-            and e.data is not None
-            and e.data.get("kind") == kind
-            and (since is None or e.at >= since)
-            for e in self.entries
+            e.event == ATTACH_EVENT and e.data is not None and e.data.get("kind") == kind
+            for e in self.entries[start:]
         )
 
 
@@ -217,15 +221,16 @@ def _period_unreported(nomination: NominationFacts, ctx: DecisionContext) -> str
 
 def _first_time(nomination: NominationFacts, ctx: DecisionContext) -> str | None:
     assert ctx.trail is not None and ctx.event is not None
-    done = ctx.trail.last_at(ctx.event)
+    done = ctx.trail.last(ctx.event)
     if done is None:
         return None
-    return f"{ctx.event} happens once, and it happened on {done.date().isoformat()}"
+    when = ctx.trail.entries[done].at.date().isoformat()
+    return f"{ctx.event} happens once, and it happened on {when}"
 
 
 def _midterm_passed(nomination: NominationFacts, ctx: DecisionContext) -> str | None:
     assert ctx.trail is not None
-    if ctx.trail.last_at("pass_midterm") is not None:
+    if ctx.trail.last("pass_midterm") is not None:
         return None
     return "the mid-term evaluation must be passed first"
 

@@ -277,10 +277,10 @@ class StateMachine:
             return None
         assert context.trail is not None, f"{row.event} needs the trail in the context"
         if rule.since == "entered_state":
-            since = context.trail.entered_state_at(nomination.state)
+            since = context.trail.entered_state(nomination.state)
             moment = f"since it became {nomination.state}"
         else:
-            since = context.trail.last_at(row.event)
+            since = context.trail.last(row.event)
             moment = "" if since is None else f"since its last {row.event}"
         if context.trail.has_material(rule.kind, since):
             return None

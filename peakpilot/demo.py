@@ -1,11 +1,11 @@
-"""The 2023 first batch, replayed on a simulated clock through the public Engine API.
+"""The 2023 first batch, replayed on a simulated clock through the public Engine API, and
+its pilots' construction years to 2030 (:mod:`peakpilot.demo_construction`).
 
 It is both a tour for a new reader (``peakpilot demo``: the narration's Rich markup is
-the command line's) and a smoke test: every event available before the deadline is
-played at least once, and so are refusals of each kind, with the message a clerk would
-see. It grows as the engine does. It lives outside the engine's package and uses only
-what an embedding backend may: the Engine's methods, a clock passed to the Engine, and
-the public errors.
+the command line's) and a smoke test: every event of the programme is played at least
+once, and so are refusals of each kind, with the message a clerk would see. It grows as
+the engine does. It lives outside the engine's package and uses only what an embedding
+backend may: the Engine's methods, a clock passed to the Engine, and the public errors.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from peakpilot.demo_construction import Construction
 from peakpilot.errors import NotFound, PeakpilotError, Refused
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ def run_demo(
         "events": story.events,
         "refusals": story.refusals,
         "nominations": len(story.ids),
+        "materials": story.materials,
+        "pilots": story.pilots,
         "batches": [engine.program.first_batch.id, FOLLOW_UP],
         "notices": {"sent": delivery.sent, "failed": delivery.failed, "dead": delivery.dead},
         "elapsed_s": round(time.perf_counter() - started, 3),
@@ -111,6 +114,8 @@ class _Story:
         self.ids: dict[str, str] = {}
         self.events = 0
         self.refusals = 0
+        self.materials = 0
+        self.pilots = 0
 
     def at(self, month: int, day: int, hour: int = 9, year: int = 2023) -> None:
         self.clock.set(datetime(year, month, day, hour, tzinfo=BEIJING))
@@ -131,11 +136,19 @@ class _Story:
             f"({candidate.level} {candidate.kind}) -> {created.id}"
         )
 
-    def fire(self, key: str, event: str, actor: str, reason: str | None = None) -> None:
-        after = self.engine.fire(self.ids[key], event, actor, reason=reason)
+    def fire(
+        self,
+        key: str,
+        event: str,
+        actor: str,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        after = self.engine.fire(self.ids[key], event, actor, reason=reason, data=data)
         self.events += 1
+        carries = " (" + ", ".join(f"{k}={v}" for k, v in data.items()) + ")" if data else ""
         because = f" because {reason!r}" if reason else ""
-        self.say(f"  {actor} {event}{because}: {after.name} is now [bold]{after.state}[/]")
+        self.say(f"  {actor} {event}{carries}{because}: {after.name} is now [bold]{after.state}[/]")
 
     def tick(self) -> None:
         """What the daemon would do at this moment."""
@@ -143,7 +156,8 @@ class _Story:
             self.events += outcome.lapsed
             where = f" for batch {outcome.batch}"
             if outcome.nomination:
-                where += f", nomination {outcome.nomination}"
+                key = next(k for k, v in self.ids.items() if v == outcome.nomination)
+                where += f", {self.name(key)} ({outcome.nomination})"
             self.say(
                 f"  [cyan]scheduler[/] {outcome.kind}{where}: {outcome.action} "
                 f"({outcome.notices} notices, {outcome.lapsed} lapsed)"
@@ -186,7 +200,7 @@ class _Story:
         self.at(10, 23)
         self.say("The drafts go to the provincial governments.")
         for key in self.ids:
-            self.fire(key, "submit_for_approval", f"drc:{self._province(key)}")
+            self.fire(key, "submit_for_approval", f"drc:{self.province(key)}")
         self.refused(
             "wrong role", lambda: engine.fire(self.ids["tangshan"], "approve", "drc:hebei")
         )
@@ -206,7 +220,7 @@ class _Story:
                     "补充近三年碳排放核算数据 (add three years of emissions accounting)",
                 )
             else:
-                self.fire(key, "approve", f"gov:{self._province(key)}")
+                self.fire(key, "approve", f"gov:{self.province(key)}")
         self.refused(
             "reason missing", lambda: engine.fire(self.ids["suzhou"], "send_back", "gov:jiangsu")
         )
@@ -227,7 +241,7 @@ class _Story:
             "suzhou_park",
             "ordos",
         ):
-            self.fire(key, "submit", f"drc:{self._province(key)}")
+            self.fire(key, "submit", f"drc:{self.province(key)}")
         self.refused("quota full", lambda: engine.fire(self.ids["cangzhou"], "submit", "drc:hebei"))
         self.refused(
             "wrong state", lambda: engine.fire(self.ids["yancheng"], "submit", "drc:jiangsu")
@@ -278,6 +292,8 @@ class _Story:
             "suzhou_park", "defer", "ndrc", "与苏州市试点统筹 (coordinate with Suzhou's pilot)"
         )
         self.fire("guangzhou", "withdraw", "drc:guangdong")
+        construction = Construction(self)
+        construction.plans()
 
         self.at(3, 1, year=2024)
         self.say("The NDRC opens a follow-up batch, after the first batch's progress.")
@@ -306,6 +322,7 @@ class _Story:
         self.fire("huzhou", "submit_for_approval", "drc:zhejiang")
         self.fire("huzhou", "approve", "gov:zhejiang")
         self.fire("huzhou", "submit", "drc:zhejiang")
+        construction.revocation()
 
         self.at(6, 16, hour=0, year=2024)
         self.say("Two weeks before the follow-up batch's deadline.")
@@ -314,13 +331,19 @@ class _Story:
         self.say("The follow-up batch's deadline: Suzhou Industrial Park was not reported.")
         self.tick()
         self.fire("huzhou", "confirm", "ndrc")
+        construction.building()
 
         self.at(11, 5, hour=0, year=2025)
         self.say("Eight weeks before the 2025 objective, the confirmed pilots are reminded.")
         self.tick()
+        construction.to_2030()
+        self.pilots = construction.pilots()
 
         report = engine.verify_audit()
         self.say(f"\nAudit trail: {report.records} records, {'intact' if report.ok else 'BROKEN'}")
 
-    def _province(self, key: str) -> str:
+    def province(self, key: str) -> str:
         return next(c.province for c in CANDIDATES if c.key == key)
+
+    def name(self, key: str) -> str:
+        return next(c.name for c in CANDIDATES if c.key == key)

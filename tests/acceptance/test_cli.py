@@ -858,8 +858,30 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
 
     board = doc("board", "--batch", BATCH, db=url, now=None)
     assert board["batch"] == BATCH and len(board["provinces"]) == len(QUOTAS)
-    assert sum(p["used"] for p in board["provinces"]) > 0
+    # by 2030 the batch's pilots have moved on from confirmed (used counts what is still
+    # submitted or confirmed): the board shows them in the construction states
+    building = ("in_construction", "completed", "revoked")
+    assert {s: sum(p["states"][s] for p in board["provinces"]) for s in building} == {
+        "in_construction": 4,
+        "completed": 1,
+        "revoked": 1,
+    }
     assert doc("audit", "verify", db=url, now=None)["ok"] is True
+    # it ends with the pilots: one completed in 2030, one revoked, the rest building
+    pilots = {p["name"]: p for p in doc("pilots", db=url, now=None)}
+    assert len(pilots) == 7
+    assert (pilots["唐山市"]["state"], pilots["唐山市"]["last_period"]) == ("completed", 2029)
+    assert pilots["鄂尔多斯市"]["state"] == "revoked"
+    assert not any(p["overdue"] for p in pilots.values())
+    assert "The pilots" in proc.stdout and "Audit trail" in proc.stdout
+    assert all(name in proc.stdout.split("The pilots")[-1] for name in pilots)
+    materials = doc("materials", pilots["沧州市"]["id"], db=url, now=None)
+    assert {m["kind"] for m in materials} == {
+        "implementation_plan",
+        "progress_report",
+        "rectification_report",
+    }
+    assert {m["media_type"] for m in materials} == {"application/pdf"}
     # every event of the programme is played at least once, and every notice kind sent
     played = {
         record["event"]
@@ -878,6 +900,17 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
         "withdraw",
         "lapse",
         "carry_over",
+        # the construction years (DESIGN 2b), and the documents attached
+        "attach",
+        "submit_plan",
+        "return_plan",
+        "approve_plan",
+        "report_progress",
+        "pass_midterm",
+        "fail_evaluation",
+        "accept_rectification",
+        "complete",
+        "revoke",
     }
     notices = doc("notices", db=url, now=None)
     assert {n["status"] for n in notices} == {"sent"}
@@ -896,6 +929,18 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
         "deadline_summary",
         "batch_opened",
         "milestone",
+        "plan_submitted",
+        "plan_returned",
+        "plan_approved",
+        "plan_reminder",
+        "plan_overdue",
+        "progress_reported",
+        "report_reminder",
+        "report_overdue",
+        "evaluated",
+        "rectification_reminder",
+        "rectification_accepted",
+        "revoked",
     }
     assert {n["locale"] for n in notices} == {"zh-CN", "en"}
 
@@ -906,4 +951,9 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
 
 def test_demo_json_is_one_document(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    assert isinstance(doc("demo", db=url, now=None, after=True), dict)
+    summary = doc("demo", db=url, now=None, after=True)
+    assert isinstance(summary, dict)
+    assert summary["pilots"] == 7
+    rows = db_rows(url)
+    assert summary["materials"] == len(rows["materials"]) > 0
+    assert summary["materials"] == sum("'attach'" in row for row in rows["audit_records"])

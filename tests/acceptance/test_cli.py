@@ -399,7 +399,8 @@ def test_lifecycle_to_confirmed(db_url: str) -> None:
 
     shown = doc("show", nid, db=db_url)
     assert_nomination(shown, id=nid, state="confirmed", version=7)
-    assert shown["allowed_events"] == []
+    # its construction begins: no plan is attached yet, so only the NDRC's revocation
+    assert shown["allowed_events"] == ["revoke"]
     assert isinstance(shown["timers"], list)
 
     records = doc("history", nid, db=db_url, after=True)
@@ -642,7 +643,7 @@ def test_diagram_of_a_damaged_programme_is_an_error(tmp_path: Path) -> None:
     its text."""
     url = f"sqlite:///{tmp_path / 'damaged.db'}"
     ok("init", db=url)
-    execute_sql(url, "UPDATE programs SET compiled = '{\"format\": 1}'")
+    execute_sql(url, "UPDATE programs SET compiled = '{\"format\": 2}'")
     proc = fails(5, "diagram", db=url)
     assert "the stored programme is damaged" in proc.stderr
     assert proc.stdout == ""

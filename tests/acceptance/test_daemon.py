@@ -267,9 +267,9 @@ def test_the_daemon_lapses_on_time_logs_each_action_and_stops_on_sigterm(
         actions = [line for line in lines if "closed the batch" in line]
         assert len(actions) == 1, lines
         assert "batch=soon" in actions[0] and "lapsed=3" in actions[0], actions
-        milestone = [line for line in lines if "announced the 2025 milestone" in line]
-        assert len(milestone) == 1, lines  # the confirmed one's 2025 milestone, long due
-        assert f"nomination={kept[1].id}" in milestone[0] and "province=hebei" in milestone[0]
+        # the confirmed one was confirmed after 2025: its 2025 milestone is not announced
+        # as approaching (DESIGN 2b), and its 2030 one is years ahead
+        assert not [line for line in lines if "milestone" in line], lines
         assert sum(STARTED in line for line in lines) == 1, lines
         assert "daemon stopped" in lines[-1], lines
         assert not [line for line in lines if " error " in line or "Traceback" in line], lines
@@ -440,9 +440,17 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
 ) -> None:
     with prepare(postgres_url) as engine:
         provinces = list(engine.program.provinces)
-        # PILOTS confirmed pilots: their 2025 milestone is already due when the daemons start
+        # PILOTS confirmed pilots whose implementation plans are overdue when the daemons
+        # start (confirmed now, their plan's due day is moved into the past: 120 days'
+        # wait is no test; their reminders go, as on a daemon that was down that long)
         open_soon(engine, 3600, "pilots", hebei=PILOTS)
         pilots = [walk(engine, f"试点{i:03d}", "confirmed", batch="pilots") for i in range(PILOTS)]
+        with engine.database.engine.begin() as c:
+            c.execute(sa.text("DELETE FROM timers WHERE kind = 'plan_reminder'"))
+            c.execute(
+                sa.text("UPDATE timers SET due_at = :t WHERE kind = 'plan_due'"),
+                {"t": datetime.now(UTC) - timedelta(hours=1)},
+            )
         # BATCHES batches whose deadlines fall due while both daemons run
         base = datetime.now(UTC) + timedelta(seconds=8)
         drafts = {}
@@ -500,7 +508,7 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
             }
         for pilot in pilots:
             by_key = {t.unique_key: t.status for t in timers}
-            assert by_key[f"{pilot.id}/milestone/2025"] == "done"
+            assert by_key[f"{pilot.id}/plan/due"] == "done"
             assert by_key[f"{pilot.id}/milestone/2030"] == "pending"
 
         # each batch's lapse exactly once, and each nomination's
@@ -516,16 +524,16 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
         of_b = Counter(n.kind for n in notices if n.batch_id in drafts)
         assert of_b["deadline_summary"] == BATCHES
         assert of_b["shortfall"] == 2 * BATCHES
-        assert kinds["milestone"] == 2 * PILOTS
+        assert kinds["plan_overdue"] == 2 * PILOTS
         assert {n.attempts for n in notices} == {1}
 
         # and the logs agree: each timer's action logged once, by one daemon or the other
         logs = {"a": a.lines, "b": b.lines}
         closed = {k: sum("closed the batch" in line for line in v) for k, v in logs.items()}
-        milestones = {k: sum("2025 milestone" in line for line in v) for k, v in logs.items()}
-        print(f"\nMEASURED split of the work: batches closed {closed}, milestones {milestones}")
+        overdue = {k: sum("sent plan_overdue" in line for line in v) for k, v in logs.items()}
+        print(f"\nMEASURED split of the work: batches closed {closed}, plans overdue {overdue}")
         assert sum(closed.values()) == BATCHES
-        assert sum(milestones.values()) == PILOTS
+        assert sum(overdue.values()) == PILOTS
         for name, lines in logs.items():
             assert not [line for line in lines if " error " in line], (name, lines)
         assert engine.verify_audit().ok

@@ -71,11 +71,16 @@ def fire(notifier: Notifier, transition: Transition, reason: str | None = None) 
         event=transition.event,
         actor="gov:hebei",
         from_state=transition.sources[0],
-        to_state=transition.dest,
+        to_state=transition.dest_from(transition.sources[0]),
         reason=reason,
         at=AT,
         batch=BATCH,
+        data={name: SAMPLE_DATA[spec.type] for name, spec in transition.data.items()} or None,
     )
+
+
+# a value of each type of event data, as the engine stores it
+SAMPLE_DATA = {"year": 2024, "choice": "good", "date": "2024-06-30"}
 
 
 def as_dicts(value: Any) -> Any:

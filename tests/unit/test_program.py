@@ -283,7 +283,15 @@ def test_shipped_notices_match_the_design_table(program: Program) -> None:
 def test_shipped_nominate_rules_and_quota_counting(program: Program) -> None:
     assert program.nominate_roles == ("drc",)
     assert set(program.nominate_guards) == {"batch_open", "batch_gives_quota"}
-    assert set(program.quota_counts) == {"submitted", "confirmed"}
+    # submitted + confirmed, a confirmed pilot counted through its construction years
+    assert set(program.quota_counts) == {
+        "submitted",
+        "confirmed",
+        "plan_review",
+        "in_construction",
+        "rectification",
+        "completed",
+    }
 
 
 def test_shipped_roles_and_scopes(program: Program) -> None:

@@ -86,7 +86,7 @@ class Queries:
             if batch is not None:
                 tx.batches.get(batch)
             records = tx.nominations.list(state=state, province=province, batch=batch)
-            return [self.rt.nomination(record) for record in records]
+            return self.rt.nominations(records)
 
         return self.rt.db.run(read, write=False)
 

@@ -14,11 +14,14 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 
 GENESIS = ""
 # The canonical form: what json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 # writes, with the encoder built once rather than once per record.
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# ... which writes each string of the content as this function does (``ensure_ascii=False``)
+_string = encode_basestring
 
 # (nomination_id, seq, from_state, prev_hash) -> the hash of one record of a sweep
 SweepHasher = Callable[[str, int, str | None, str], str]
@@ -37,20 +40,23 @@ def record_hash(
     batch_id: str,
     prev_hash: str,
 ) -> str:
-    """SHA-256 of a record's content and its predecessor's hash, in a canonical form."""
-    content = [
-        nomination_id,
-        seq,
-        event,
-        from_state,
-        to_state,
-        actor,
-        _instant(at),
-        reason,
-        batch_id,
-        prev_hash,
-    ]
-    return hashlib.sha256(_CANONICAL.encode(content).encode()).hexdigest()
+    """SHA-256 of a record's content and its predecessor's hash, in a canonical form:
+    the text ``json.dumps([nomination_id, seq, event, from_state, to_state, actor, at,
+    reason, batch_id, prev_hash], ensure_ascii=False, separators=(",", ":"))`` writes.
+
+    The text is put together from each string encoded on its own by the same encoder,
+    which writes the same characters as encoding the whole list but without building
+    the list and walking it (``audit verify`` hashes every record of the database)."""
+    text = (
+        f"[{_string(nomination_id)},{seq:d},{_string(event)},{_maybe(from_state)},"
+        f"{_string(to_state)},{_string(actor)},{_string(_instant(at))},{_maybe(reason)},"
+        f"{_string(batch_id)},{_string(prev_hash)}]"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _maybe(value: str | None) -> str:
+    return "null" if value is None else _string(value)
 
 
 def sweep_hasher(
@@ -62,14 +68,13 @@ def sweep_hasher(
     The shared fields are encoded once instead of once per record (a deadline may hash
     100,000 records); the text hashed is the same, and so is the hash.
     """
-    encode = _CANONICAL.encode
-    event_part = encode(event)
-    shared = encode([to_state, actor, _instant(at), reason, batch_id])[1:-1]
+    event_part = _string(event)
+    shared = _CANONICAL.encode([to_state, actor, _instant(at), reason, batch_id])[1:-1]
 
     def record(nomination_id: str, seq: int, from_state: str | None, prev_hash: str) -> str:
         text = (
-            f"[{encode(nomination_id)},{seq:d},{event_part},{encode(from_state)},"
-            f"{shared},{encode(prev_hash)}]"
+            f"[{_string(nomination_id)},{seq:d},{event_part},{_maybe(from_state)},"
+            f"{shared},{_string(prev_hash)}]"
         )
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -77,7 +82,8 @@ def sweep_hasher(
 
 
 def _instant(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    # positional: isoformat parses keyword arguments at twice the cost of the formatting
+    return at.astimezone(UTC).isoformat("T", "microseconds")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from peakpilot.workflow import audit
 from peakpilot.workflow.store.driver import Statements, placeholders
@@ -115,10 +116,33 @@ class AuditTrail:
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM audit_records")
 
-    def _record(self, row: Sequence[object]) -> audit.ChainRecord:
-        values = list(row)
-        values[6] = self.sql.dialect.time_out(values[6])
-        return audit.ChainRecord(*values)  # type: ignore[arg-type]
+    def _record(self, row: Sequence[Any]) -> audit.ChainRecord:
+        (
+            nomination_id,
+            seq,
+            event,
+            from_state,
+            to_state,
+            actor,
+            at,
+            reason,
+            batch_id,
+            prev,
+            hash_,
+        ) = row
+        return audit.ChainRecord(
+            nomination_id,
+            seq,
+            event,
+            from_state,
+            to_state,
+            actor,
+            self.sql.dialect.time_out(at),
+            reason,
+            batch_id,
+            prev,
+            hash_,
+        )
 
 
 __all__ = ["COLUMNS", "AuditTrail", "new_record"]

@@ -7,7 +7,6 @@ programme lives). :func:`to_jsonable` gives the documents of the CLI's ``--json`
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import operator
 import typing
@@ -134,10 +133,16 @@ def to_jsonable(value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """Plain data for one value the encoder cannot write by itself."""
-    return _converter(type(value))(value)
+    cls = type(value)
+    convert = _CONVERTERS.get(cls)
+    if convert is None:
+        convert = _CONVERTERS[cls] = _converter(cls)
+    return convert(value)
 
 
-@functools.cache
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {}
+
+
 def _converter(cls: type) -> Callable[[Any], Any]:
     """How to turn a value of ``cls`` into plain data, decided once per class rather than
     by a chain of type checks on each of a list's thousands of values."""

@@ -13,7 +13,6 @@ from peakpilot.errors import InvalidInput, NotFound
 from peakpilot.states.actors import Actor
 from peakpilot.vocabulary import ATTACH_EVENT, NoticeStatus
 from peakpilot.workflow import audit
-from peakpilot.workflow.decisions import decision_context
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import (
     AuditReport,
@@ -47,6 +46,9 @@ class Queries:
         return self.rt.db.run(read, write=False)
 
     def show(self, nomination_id: str, actor: Actor | str | None) -> NominationDetail:
+        # the facts the rules read: only show needs them among the reads
+        from peakpilot.workflow.decisions import decision_context
+
         reader = self.rt.reader(actor)
         now = self.rt.now()
         program, machine = self.rt.program, self.rt.machine
@@ -86,7 +88,7 @@ class Queries:
             if batch is not None:
                 tx.batches.get(batch)
             records = tx.nominations.list(state=state, province=province, batch=batch)
-            return [self.rt.nomination(record) for record in records]
+            return self.rt.nominations(records)
 
         return self.rt.db.run(read, write=False)
 

@@ -9,6 +9,7 @@ the first notice, so a process that only reads never imports either.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,18 +129,27 @@ class Runtime:
         return value.astimezone(self.program.timezone)
 
     def nomination(self, record: NominationRecord) -> Nomination:
-        return Nomination(
-            id=record.id,
-            batch=record.batch_id,
-            province=record.province,
-            kind=record.kind,
-            name=record.name,
-            level=record.level,
-            state=record.state,
-            version=record.version,
-            created_at=self.local(record.created_at),
-            updated_at=self.local(record.updated_at),
-        )
+        return self.nominations([record])[0]
+
+    def nominations(self, records: Iterable[NominationRecord]) -> list[Nomination]:
+        """Snapshots of ``records``; the programme's time zone looked up once for a list
+        of thousands rather than twice a row."""
+        zone = self.program.timezone
+        return [
+            Nomination(
+                id=record.id,
+                batch=record.batch_id,
+                province=record.province,
+                kind=record.kind,
+                name=record.name,
+                level=record.level,
+                state=record.state,
+                version=record.version,
+                created_at=record.created_at.astimezone(zone),
+                updated_at=record.updated_at.astimezone(zone),
+            )
+            for record in records
+        ]
 
     def timer(self, record: TimerRecord) -> Timer:
         return Timer(
@@ -170,6 +180,7 @@ class Runtime:
         )
 
     def history(self, records: list[ChainRecord]) -> list[HistoryRecord]:
+        zone = self.program.timezone
         return [
             HistoryRecord(
                 r.seq,
@@ -177,7 +188,7 @@ class Runtime:
                 r.from_state,
                 r.to_state,
                 r.actor,
-                self.local(r.at),
+                r.at.astimezone(zone),
                 r.reason,
                 r.data,
             )

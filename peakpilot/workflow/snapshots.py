@@ -7,9 +7,10 @@ programme lives). :func:`to_jsonable` gives the documents of the CLI's ``--json`
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-from collections.abc import Mapping
+import operator
+import typing
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -173,27 +174,62 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, NominationDetail):
-        return {
+    """Plain data for one value the encoder cannot write by itself."""
+    cls = type(value)
+    convert = _CONVERTERS.get(cls)
+    if convert is None:
+        convert = _CONVERTERS[cls] = _converter(cls)
+    return convert(value)
+
+
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def _converter(cls: type) -> Callable[[Any], Any]:
+    """How to turn a value of ``cls`` into plain data, decided once per class rather than
+    by a chain of type checks on each of a list's thousands of values."""
+    if issubclass(cls, datetime):
+        return datetime.isoformat
+    if cls is NominationDetail:
+        return lambda value: {
             **_plain(value.nomination),
             "allowed_events": value.allowed_events,
             "history": value.history,
             "timers": value.timers,
         }
-    if isinstance(value, NoticeDetail):
-        return {**_plain(value.notice), "text": value.text, "html": value.html}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: getattr(value, name) for name in _field_names(type(value))}
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not a snapshot")
+    if cls is NoticeDetail:
+        return lambda value: {**_plain(value.notice), "text": value.text, "html": value.html}
+    if dataclasses.is_dataclass(cls):
+        return _fields_of(cls)
+    if issubclass(cls, Mapping):
+        return dict
+    raise TypeError(f"{cls.__name__} is not a snapshot")
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(cls))
+def _fields_of(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """A snapshot's fields as a dict, in their declared order, its instants already in
+    ISO 8601: the encoder then calls back once per snapshot instead of once more for
+    each of its times."""
+    names = tuple(field.name for field in dataclasses.fields(cls))
+    hints = typing.get_type_hints(cls)
+    times = tuple(name for name in names if hints[name] in (datetime, datetime | None))
+    values = operator.attrgetter(*names)
+    if len(names) == 1:  # attrgetter of one name gives the value, not a tuple of values
+        return lambda value: {names[0]: _plain_if_time(values(value))}
+
+    def plain(value: Any) -> dict[str, Any]:
+        data = dict(zip(names, values(value), strict=True))
+        for name in times:
+            instant = data[name]
+            if instant is not None:
+                data[name] = instant.isoformat()
+        return data
+
+    return plain
+
+
+def _plain_if_time(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

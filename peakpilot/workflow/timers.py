@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from peakpilot.config.program import Milestone, Program
 from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
@@ -44,15 +44,10 @@ class Usage:
     names: tuple[str, ...]
 
 
-class LapsedItem(NamedTuple):
-    """One line of a shortfall notice's list. A tuple with named fields: templates read
-    ``item.name`` without the failed attribute lookup a dict costs Jinja, for each of
-    thousands of lines."""
-
-    id: str
-    name: str
-    kind: str  # the kind's name in the notice's language
-    from_state: str
+# One line of a shortfall notice's list: (id, name, the kind's name in the notice's
+# language, from_state), which the templates unpack. A plain tuple, for the reason
+# given at store.lapses.Lapsed: a deadline's notices list 100,000 of them per language.
+LapsedItem = tuple[str, str, str, str]
 
 
 class LapseMemory:
@@ -253,7 +248,7 @@ class TimerWork:
         lapsed = self._lapsed(batch)
         by_province: dict[str, list[Lapsed]] = {}
         for nomination in lapsed:
-            by_province.setdefault(nomination.province, []).append(nomination)
+            by_province.setdefault(nomination[1], []).append(nomination)  # its province
         usage = self._usage(batch.id)
         outgoing: list[Outgoing] = []
         for province, counts in usage.items():
@@ -335,7 +330,10 @@ class TimerWork:
             "province": self._province(province, locale),
             "quota": usage.quota,
             "used": usage.used,
-            "lapsed": [LapsedItem(n.id, n.name, kinds[n.kind], n.from_state) for n in lapsed],
+            "lapsed": [
+                (id_, name, kinds[kind], from_state)
+                for id_, _province, kind, name, from_state in lapsed
+            ],
         }
 
     def _summary_context(self, usage: dict[str, Usage], locale: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from peakpilot import Engine, FrozenClock
+from peakpilot.workflow.store.database import StoreHooks
 from tests.conftest import BEFORE_DEADLINE
 
 FULL = os.environ.get("PEAKPILOT_FULL_RUN") == "1"
@@ -211,4 +212,48 @@ def test_a_fire_after_its_connection_was_terminated_reconnects_and_succeeds(
             "submit_for_approval",
             "approve",
         ]
+        assert engine.verify_audit().ok
+
+
+@pytest.mark.postgres
+def test_every_pooled_connection_cut_by_a_restart_costs_retries_not_an_error(
+    postgres_url: str, postgres_admin: sa.Engine
+) -> None:
+    """No ping at checkout: a server restart cuts every idle connection of the pool, and
+    each transaction that meets one runs again on another, before anything is written."""
+    threads = 4
+    warming = threading.Barrier(threads, timeout=30)
+    warm = threading.Event()
+
+    def hold_until_all_connected(_text: str, _rows: int) -> None:
+        if not warm.is_set():
+            warming.wait()  # every thread holds its own connection at the same time
+
+    hooks = StoreHooks(statement=hold_until_all_connected)
+    with Engine(postgres_url, clock=FrozenClock(BEFORE_DEADLINE), hooks=hooks) as engine:
+        warm.set()
+        engine.init()
+        nomination = engine.nominate(
+            "drc:hebei", province="hebei", kind="city", name="石家庄", level="prefecture"
+        )
+        warm.clear()
+        readers = [threading.Thread(target=engine.list) for _ in range(threads)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        warm.set()
+        database = sa.make_url(postgres_url).database
+        with postgres_admin.connect() as connection:
+            killed = connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).all()
+        assert len(killed) >= threads, "the pool should have held a connection per thread"
+        after = engine.fire(nomination.id, "submit_for_approval", "drc:hebei")
+        assert (after.state, after.version) == ("provincial_approval", 2)
+        assert [n.id for n in engine.list()] == [nomination.id]
         assert engine.verify_audit().ok

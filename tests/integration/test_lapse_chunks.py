@@ -315,7 +315,7 @@ def test_the_closing_transaction_lists_what_the_chunks_remembered_as_read_back(
         notice = next(
             n for n in engine.notices() if n.kind == "shortfall" and n.actor == f"drc:{province}"
         )
-        names = [lapsed.name for lapsed in read_back if lapsed.province == province]
+        names = [name for _id, where, _kind, name, _state in read_back if where == province]
         assert listed(engine.notice(notice.id).text) == names
     check_lapsed_once_and_listed(engine, seeded, [approved])
 

@@ -7,7 +7,7 @@ from peakpilot.workflow.timers import LapseMemory
 
 
 def lapsed(nomination_id: str) -> Lapsed:
-    return Lapsed(nomination_id, "hebei", "city", f"name {nomination_id}", "drafted")
+    return (nomination_id, "hebei", "city", f"name {nomination_id}", "drafted")
 
 
 def test_a_chunk_counts_once_its_transaction_committed() -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from peakpilot.notifications.render import LOCALES, RenderedNotice, Renderer
-from peakpilot.workflow.timers import LapsedItem
 from tests.unit.test_templates import (
     ALL_KINDS,
     EVALUATIONS,
@@ -92,7 +91,7 @@ def _variations() -> dict[str, tuple[str, dict[str, Any]]]:
             {
                 "quota": 2,
                 "used": 1,
-                "lapsed": [LapsedItem("nom-0011", HOSTILE_NAME, "park", "unknown_state")],
+                "lapsed": [("nom-0011", HOSTILE_NAME, "park", "unknown_state")],
             },
         ),
         "batch_opened-singular": ("batch_opened", {"quota": 1}),

@@ -197,9 +197,9 @@ DUES = {
     "rectification_reminder": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None, 14),
     "rectification_overdue": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None, None),
 }
-LAPSED = [  # as the engine passes them: kind codes, named here in each language
-    LapsedItem("nom-0007", "保定市", "city", "approved"),
-    LapsedItem("nom-0009", "曹妃甸经济技术开发区", "park", "provincial_approval"),
+LAPSED: list[LapsedItem] = [  # as the engine passes them: kind codes, named here in each language
+    ("nom-0007", "保定市", "city", "approved"),
+    ("nom-0009", "曹妃甸经济技术开发区", "park", "provincial_approval"),
 ]
 SUMMARY = [
     ("hebei", 3, ["唐山市", "张家口市"]),
@@ -257,7 +257,7 @@ def context(kind: str, locale: str, name: str = "唐山市") -> dict[str, Any]:
             "hours_left": 15,
         }
     elif kind == "shortfall":
-        lapsed = [item._replace(kind=text[item.kind]) for item in LAPSED]
+        lapsed = [(id_, name, text[kind], state) for id_, name, kind, state in LAPSED]
         ctx |= {"province": province("hebei", locale), "quota": 3, "used": 1, "lapsed": lapsed}
     elif kind == "deadline_summary":
         ctx["provinces"] = [
@@ -342,7 +342,7 @@ def _expected_in_body(kind: str, ctx: dict[str, Any]) -> list[str]:
     if kind == "carried_over":
         wanted.append(ctx["from_batch"])
     if kind == "shortfall":
-        wanted += [item.name for item in ctx["lapsed"]]
+        wanted += [name for _id, name, _kind, _state in ctx["lapsed"]]
     if kind == "deadline_summary":
         for row in ctx["provinces"]:
             wanted += [row["province"]["name"], *row["names"]]
@@ -668,7 +668,7 @@ def test_hostile_data_in_lists_is_escaped(renderer: Renderer, locale: str) -> No
     ctx["provinces"][0]["names"] = ['<img src=x onerror="alert(1)">']
     html = renderer.render("deadline_summary", locale, ctx).html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html and "<img" not in html
-    lapsed = [LapsedItem("n1", "<b>x</b>", "city", "drafted")]
+    lapsed = [("n1", "<b>x</b>", "city", "drafted")]
     html = _render(renderer, "shortfall", locale, lapsed=lapsed).html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
 

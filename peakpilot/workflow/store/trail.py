@@ -134,12 +134,35 @@ class AuditTrail:
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM audit_records")
 
-    def _record(self, row: Sequence[object]) -> audit.ChainRecord:
-        values = list(row)
-        values[6] = self.sql.dialect.time_out(values[6])
-        if values[11] is not None:
-            values[11] = json.loads(str(values[11]))
-        return audit.ChainRecord(*values)  # type: ignore[arg-type]
+    def _record(self, row: Sequence[Any]) -> audit.ChainRecord:
+        (
+            nomination_id,
+            seq,
+            event,
+            from_state,
+            to_state,
+            actor,
+            at,
+            reason,
+            batch_id,
+            prev,
+            hash_,
+            data,
+        ) = row
+        return audit.ChainRecord(
+            nomination_id,
+            seq,
+            event,
+            from_state,
+            to_state,
+            actor,
+            self.sql.dialect.time_out(at),
+            reason,
+            batch_id,
+            prev,
+            hash_,
+            None if data is None else json.loads(str(data)),
+        )
 
 
 __all__ = ["COLUMNS", "AuditTrail", "new_record"]

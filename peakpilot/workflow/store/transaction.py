@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from peakpilot.workflow.store.batches import Batches
 from peakpilot.workflow.store.driver import Statements
-from peakpilot.workflow.store.idempotency import RememberedCalls
-from peakpilot.workflow.store.lapses import Lapses
-from peakpilot.workflow.store.materials import Materials
 from peakpilot.workflow.store.nominations import Nominations
-from peakpilot.workflow.store.outbox import Outbox
 from peakpilot.workflow.store.programs import Programs
-from peakpilot.workflow.store.timers import Timers
 from peakpilot.workflow.store.trail import AuditTrail
+
+if TYPE_CHECKING:  # imported by their first use: a read command needs none of them
+    from peakpilot.workflow.store.idempotency import RememberedCalls
+    from peakpilot.workflow.store.lapses import Lapses
+    from peakpilot.workflow.store.materials import Materials
+    from peakpilot.workflow.store.outbox import Outbox
+    from peakpilot.workflow.store.timers import Timers
 
 # called in a lapse chunk after its locking read, with the ids read (a test's fault hook)
 LapseProbe = Callable[["Transaction", Sequence[str]], None]
@@ -43,6 +46,8 @@ class Transaction:
 
     @cached_property
     def lapses(self) -> Lapses:
+        from peakpilot.workflow.store.lapses import Lapses
+
         probe = self._after_lapse_read
         return Lapses(self.statements, None if probe is None else lambda ids: probe(self, ids))
 
@@ -52,10 +57,14 @@ class Transaction:
 
     @cached_property
     def timers(self) -> Timers:
+        from peakpilot.workflow.store.timers import Timers
+
         return Timers(self.statements)
 
     @cached_property
     def outbox(self) -> Outbox:
+        from peakpilot.workflow.store.outbox import Outbox
+
         return Outbox(self.statements)
 
     @cached_property
@@ -64,10 +73,14 @@ class Transaction:
 
     @cached_property
     def materials(self) -> Materials:
+        from peakpilot.workflow.store.materials import Materials
+
         return Materials(self.statements)
 
     @cached_property
     def remembered(self) -> RememberedCalls:
+        from peakpilot.workflow.store.idempotency import RememberedCalls
+
         return RememberedCalls(self.statements)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -51,7 +52,7 @@ def runners() -> tuple[Runner, ...]:
     """Every figure's runner, in the order they run. (Imported here, not at the top: the
     client processes of fire_pg_8 are spawned, and a spawned child imports this module
     again, which should cost it nothing.)"""
-    from benchmarks import cli_startup, daemon, due, fire, lapse, postgres
+    from benchmarks import catchup, cli_startup, daemon, due, fire, lapse, postgres
 
     return (
         Runner(("fire_sqlite_vs_raw", "fire_sqlite_vs_naive"), fire.run_fire_sqlite),
@@ -59,6 +60,7 @@ def runners() -> tuple[Runner, ...]:
         Runner(("fire_pg_8",), postgres.run_fire_pg_8),
         Runner(("lapse_sqlite",), lapse.run_lapse_sqlite),
         Runner(("lapse_pg",), lapse.run_lapse_postgres),
+        Runner(("report_catchup_sqlite",), catchup.run_catchup_sqlite),
         Runner(("fire_at_1m",), fire.run_fire_at_scale),
         Runner(cli_startup.FIGURES, cli_startup.run_cli),
         Runner(("daemon_timers",), daemon.run_daemon_timers),
@@ -79,6 +81,7 @@ SIZES: tuple[tuple[str, type, float, float, str], ...] = (
     ("due-lead", float, 4.0, 2.0, "seconds from opening to the first deadline"),
     ("due-spread", float, 4.0, 0.5, "seconds from the first deadline to the last"),
     ("sweep-seconds", float, 0.0, 1.0, "PEAKPILOT_SWEEP_SECONDS for due_to_done (0: default)"),
+    ("catchup-pilots", int, 10_000, 100, "pilots whose reports report_catchup_sqlite catches up"),
 )
 
 
@@ -131,7 +134,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def sizes(args: argparse.Namespace) -> Sizes:
     """Each size as given, else its tiny or full default."""
-    chosen = {}
+    chosen: dict[str, Any] = {}
     for option, _, default, tiny, _ in SIZES:
         given = getattr(args, option.replace("-", "_"))
         chosen[option.replace("-", "_")] = (

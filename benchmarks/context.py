@@ -28,6 +28,7 @@ class Sizes:
     due_lead: float  # seconds from opening to the first of them (opened before the daemon)
     due_spread: float  # seconds between the first and the last of them
     sweep_seconds: float | None  # PEAKPILOT_SWEEP_SECONDS for due_to_done; None: default
+    catchup_pilots: int  # pilots whose yearly reports report_catchup_sqlite catches up
 
 
 @dataclass

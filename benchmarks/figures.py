@@ -107,6 +107,14 @@ SPECS: dict[str, Spec] = {
             _ratio("<=", 2.0),
         ),
         Spec(
+            "report_catchup_sqlite",
+            "Catch-up of a year's downtime: 2 years of reports of N pilots, SQLite",
+            "s",
+            "Engine.tick",
+            "set-based SQL, one transaction",
+            _ratio("<=", 2.0),
+        ),
+        Spec(
             "lapse_pg",
             "Deadline lapse on PostgreSQL: Engine.tick(deadline)",
             "s",

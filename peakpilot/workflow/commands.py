@@ -185,10 +185,11 @@ class Commands:
             batch_id=batch.id,
             data=stored,
         )
-        pilot_timers.end_timers(tx, program, record.id, event, to_state, stored, now)
+        pilot_timers.end_timers(tx, program, record.id, to_state, now)
         if event == program.milestone_event:
             tx.timers.add(milestone_timers(program, record.id, batch.id, record.province, now))
-        tx.timers.add(pilot_timers.started_by(program, event, record, stored, now))
+        # a report round is shared by the batch's pilots: made by the first that needs it
+        tx.timers.add(pilot_timers.started_by(program, event, record, stored, now), if_missing=True)
         notices = self.rt.notifier.for_event(
             current,
             transition.notice,

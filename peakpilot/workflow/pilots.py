@@ -1,9 +1,10 @@
 """The ``pilots`` view: every nomination from confirmation on, with where its plan
 stands, the last year it reported, and the next thing it owes (overdue or not).
 
-"Owes" comes from the pilot timers (:mod:`peakpilot.workflow.pilot_timers`): a due day's
-timer is cancelled when its work is done, so one that is pending or has fired is still
-owed, and one that has fired (or is due) is overdue.
+"Owes" comes from the pilot's own timers (:mod:`peakpilot.workflow.pilot_timers`): a
+due day's timer is cancelled when its work is done, so one pending or fired is still
+owed. A progress report is owed for each year from the plan's approval on that has no
+report; what is owed is overdue once its due day has passed.
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import builtins
 from peakpilot.errors import InvalidInput
 from peakpilot.states.actors import Actor
 from peakpilot.vocabulary import TimerKind, TimerStatus
-from peakpilot.workflow.pilot_timers import DUE_KINDS, KINDS
+from peakpilot.workflow.pilot_timers import DUE_KINDS, KINDS, report_due
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import Due, Pilot
-from peakpilot.workflow.store.timers import TimerRecord
 from peakpilot.workflow.store.transaction import Transaction
 
-_DUE_NAMES = {
-    TimerKind.PLAN_DUE: "plan",
-    TimerKind.REPORT_DUE: "progress_report",
-    TimerKind.RECTIFICATION_DUE: "rectification",
-}
+_DUE_NAMES = {TimerKind.PLAN_DUE: "plan", TimerKind.RECTIFICATION_DUE: "rectification"}
+_KIND_OF = {name: kind for kind, name in _DUE_NAMES.items()}
 
 
 def pilots(
@@ -58,21 +55,28 @@ def pilots(
             for nomination, data in tx.trail.event_data(report.done_by, states):
                 if "period" in data:
                     reported.setdefault(nomination, set()).add(int(data["period"]))
-        owed: dict[str, list[TimerRecord]] = {}
+        started = {} if report is None else tx.trail.last_times(report.starts_on, states)
+        owed: dict[str, list[Due]] = {}
         for timer in tx.timers.of_kinds(DUE_KINDS, (TimerStatus.PENDING, TimerStatus.DONE)):
-            if timer.nomination_id is not None:
-                owed.setdefault(timer.nomination_id, []).append(timer)
+            if timer.nomination_id is not None and timer.kind in applies:
+                owed.setdefault(timer.nomination_id, []).append(
+                    Due(_DUE_NAMES[timer.kind], rt.local(timer.due_at), None)
+                )
         found = []
-        for record in records:  # owed: its family applies now, its year is not reported
+        for record in records:
             periods = reported.get(record.id, set())
-            due = [
-                t
-                for t in owed.get(record.id, [])
-                if record.state in applies.get(t.kind, (record.state,))
-                and t.payload.get("period") not in periods
-            ]
-            first = min(due, key=lambda t: t.due_at) if due else None
-            overdue = any(t.status == TimerStatus.DONE or t.due_at <= now for t in due)
+            # a pilot's own due days, while its family applies; and its first unreported
+            # year, once its plan was approved and while the reports apply
+            due = [d for d in owed.get(record.id, []) if record.state in applies[_KIND_OF[d.kind]]]
+            if report is not None and record.id in started and record.state in report.applies_in:
+                first_year = rt.local(started[record.id]).year
+                unreported = [p for p in range(first_year, report.last_year) if p not in periods]
+                if unreported:
+                    period = unreported[0]
+                    due_at = rt.local(report_due(report, period, program.timezone))
+                    due.append(Due("progress_report", due_at, period))
+            first = min(due, key=lambda d: d.due_at) if due else None
+            overdue = first is not None and first.due_at <= now
             if overdue_only and not overdue:
                 continue
             found.append(
@@ -85,11 +89,7 @@ def pilots(
                     state=record.state,
                     plan=_plan(record.state),
                     last_period=max(periods, default=None),
-                    next_due=None
-                    if first is None
-                    else Due(
-                        _DUE_NAMES[first.kind], rt.local(first.due_at), first.payload.get("period")
-                    ),
+                    next_due=first,
                     overdue=overdue,
                 )
             )

@@ -336,19 +336,49 @@ def test_plan_timers_remind_then_report_overdue_and_end_with_the_plan(
     assert engine.pilots(overdue=True) == []
 
 
-def test_report_timers_run_through_2030_and_end_per_year_and_on_revocation(
+def test_reports_are_yearly_rounds_each_province_told_of_the_pilots_that_owe(
     engine: Engine, clock: FrozenClock
 ) -> None:
-    n = in_construction(engine)  # approved in 2023
-    due = [t for t in engine.show(n.id).timers if t.kind == "report_due"]
-    assert [t.due_at.year for t in due] == list(range(2024, 2031))
-    assert all((t.due_at.month, t.due_at.day, t.due_at.hour) == (2, 1, 0) for t in due)
-    engine.attach(n.id, PDF, kind="progress_report", actor="drc:hebei", filename="r.pdf")
-    engine.fire(n.id, "report_progress", "drc:hebei", data={"period": 2023})
-    due = [t for t in engine.show(n.id).timers if t.kind == "report_due"]
-    assert [t.due_at.year for t in due] == list(range(2025, 2031))
-    engine.fire(n.id, "revoke", "ndrc", reason="撤销试点资格")
-    assert engine.show(n.id).timers == ()
+    tangshan = in_construction(engine, "唐山市")
+    baoding = in_construction(engine, "保定市")
+    taiyuan = in_construction(engine, "太原市", "shanxi")  # all approved in 2023
+    rounds = [t for t in engine.timers("2023-first") if t.kind == "report_due"]
+    assert [(t.due_at.year, t.due_at.month, t.due_at.day, t.nomination) for t in rounds] == [
+        (year, 2, 1, None)
+        for year in range(2024, 2031)  # due by 31 January, 2024-2030
+    ]
+    engine.attach(tangshan.id, PDF, kind="progress_report", actor="drc:hebei", filename="r.pdf")
+    engine.fire(tangshan.id, "report_progress", "drc:hebei", data={"period": 2023})
+    engine.fire(taiyuan.id, "revoke", "ndrc", reason="撤销试点资格")
+
+    clock.set(datetime(2024, 2, 1, 9, tzinfo=BEFORE_DEADLINE.tzinfo))  # after the due day
+    report = engine.tick()
+    outcome = next(o for o in report.outcomes if o.kind == "report_due")
+    assert "for 1 pilots of 1 provinces" in outcome.action
+    (letter,) = [x for x in engine.notices() if x.kind == "report_overdue"]
+    assert letter.actor == "drc:hebei" and letter.nomination is None
+    text = engine.notice(letter.id).text
+    assert "保定市" in text and "唐山市" not in text and "太原市" not in text
+    next_round = next(t for t in engine.timers("2023-first") if t.kind == "report_due")
+    assert next_round.due_at.year == 2025
+    (overdue,) = engine.pilots(overdue=True)
+    assert overdue.id == baoding.id
+    assert overdue.next_due is not None and overdue.next_due.period == 2023
+    assert engine.tick().outcomes == ()  # a round is done once
+    engine.fire(baoding.id, "revoke", "ndrc", reason="撤销")
+    assert [p.id for p in engine.pilots(overdue=True)] == []
+
+
+def test_a_year_of_downtime_is_caught_up_round_by_round(engine: Engine, clock: FrozenClock) -> None:
+    in_construction(engine, "唐山市")
+    in_construction(engine, "保定市")
+    clock.set(datetime(2025, 3, 1, 9, tzinfo=BEFORE_DEADLINE.tzinfo))
+    report = engine.tick()
+    kinds = [o.kind for o in report.outcomes if o.kind.startswith("report")]
+    assert kinds == ["report_reminder", "report_due", "report_reminder", "report_due"]
+    letters = [x for x in engine.notices() if x.kind.startswith("report")]
+    assert [x.kind for x in letters] == ["report_overdue", "report_overdue"]  # 2023, 2024
+    assert engine.verify_audit().ok
 
 
 def test_a_milestone_already_passed_is_not_announced(engine: Engine, clock: FrozenClock) -> None:

@@ -128,6 +128,38 @@ class Nominations:
         )
         return None if row is None else str(row[0])
 
+    def owing(
+        self,
+        batch_id: str,
+        states: Sequence[str],
+        *,
+        started_by: str,
+        started_before: datetime,
+        done_by: str,
+        done_data: str,
+    ) -> builtins.list[tuple[str, str, str, str]]:
+        """(id, province, name, kind) of the batch's nominations in ``states`` that
+        ``started_by`` reached before ``started_before`` and that have no ``done_by``
+        record with ``done_data`` (its canonical JSON): the pilots owing one year's
+        progress report, found in one statement however many there are."""
+        rows = self.sql.all(
+            "SELECT n.id, n.province, n.name, n.kind FROM nominations n "
+            f"WHERE n.batch_id = ? AND n.state IN ({placeholders(len(states))}) "
+            "AND EXISTS (SELECT 1 FROM audit_records s WHERE s.nomination_id = n.id "
+            "AND s.event = ? AND s.at < ?) "
+            "AND NOT EXISTS (SELECT 1 FROM audit_records d WHERE d.nomination_id = n.id "
+            "AND d.event = ? AND d.data = ?) ORDER BY n.id",
+            (
+                batch_id,
+                *states,
+                started_by,
+                self.sql.dialect.time_in(started_before),
+                done_by,
+                done_data,
+            ),
+        )
+        return [tuple(row) for row in rows]
+
     def count_in_states(self, batch_id: str, province: str, states: Sequence[str]) -> int:
         """How many of the province's nominations of the batch are in ``states``."""
         return self.sql.count(

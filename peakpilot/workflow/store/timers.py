@@ -49,10 +49,12 @@ class Timers:
     def __init__(self, statements: Statements) -> None:
         self.sql = statements
 
-    def add(self, timers: Iterable[TimerRecord]) -> None:
+    def add(self, timers: Iterable[TimerRecord], *, if_missing: bool = False) -> None:
+        """Insert ``timers``; ``if_missing`` skips any whose key exists (a timer that
+        several pilots share, made by whichever of them comes first)."""
         time_in = self.sql.dialect.time_in
         self.sql.execute_many(
-            _INSERT,
+            f"{_INSERT} ON CONFLICT (unique_key) DO NOTHING" if if_missing else _INSERT,
             [
                 (
                     t.id,
@@ -117,15 +119,6 @@ class Timers:
                 _PENDING,
                 *(kind.value for kind in kinds),
             ),
-        )
-
-    def cancel_by_key_prefix(self, prefix: str, now: datetime) -> None:
-        """Pending timers whose key starts with ``prefix`` (one year's report, say)."""
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        self.sql.execute(
-            "UPDATE timers SET status = ?, done_at = ? WHERE status = ? "
-            "AND unique_key LIKE ? ESCAPE '\\'",
-            (TimerStatus.CANCELLED.value, self.sql.dialect.time_in(now), _PENDING, pattern),
         )
 
     def later_due_reminder(self, batch_id: str, due_at: datetime, now: datetime) -> bool:

@@ -131,6 +131,18 @@ class AuditTrail:
         )
         return [(str(nomination), json.loads(str(data))) for nomination, data in rows]
 
+    def last_times(self, event: str, states: Sequence[str]) -> dict[str, datetime]:
+        """When ``event`` last happened to each nomination now in ``states``."""
+        rows = self.sql.all(
+            "SELECT a.nomination_id, max(a.at) FROM audit_records a "
+            "JOIN nominations n ON n.id = a.nomination_id "
+            f"WHERE a.event = ? AND n.state IN ({', '.join('?' * len(states))}) "
+            "GROUP BY a.nomination_id",
+            (event, *states),
+        )
+        time_out = self.sql.dialect.time_out
+        return {str(nomination): time_out(at) for nomination, at in rows}
+
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM audit_records")
 

@@ -12,6 +12,7 @@ then review the diff.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,17 @@ REGENERATE = os.environ.get("PEAKPILOT_REGENERATE_NOTICES") == "1"
 HOSTILE_NAME = "<script>alert(\"x\")</script> & 'B'"
 HOSTILE_REASON = "第一条：<b>数据</b> & 核算\r\n\n  indented 'line' \"quoted\"\n"
 
+Changes = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
-def _variations() -> dict[str, tuple[str, dict[str, Any]]]:
+
+def _first_pilot_only(ctx: dict[str, Any]) -> dict[str, Any]:
+    """A province's progress-report letter with one pilot (its usual context lists three)."""
+    return {"pilots": ctx["pilots"][:1]}
+
+
+def _variations() -> dict[str, tuple[str, Changes]]:
     """Case name -> (kind, changes to the kind's usual context)."""
-    cases: dict[str, tuple[str, dict[str, Any]]] = {kind: (kind, {}) for kind in ALL_KINDS}
+    cases: dict[str, tuple[str, Changes]] = {kind: (kind, {}) for kind in ALL_KINDS}
     for kind in NOMINATION_KINDS:
         given = TRANSITIONS[kind][5]
         cases[f"{kind}-{'no-reason' if given else 'with-reason'}"] = (
@@ -69,6 +77,10 @@ def _variations() -> dict[str, tuple[str, dict[str, Any]]]:
         "evaluated-hostile": ("evaluated", {"data": {"due": HOSTILE_NAME}}),
         "plan_reminder-1-day": ("plan_reminder", {"days_left": 1}),
         "report_reminder-1-day": ("report_reminder", {"days_left": 1}),
+        "report_reminder-one-pilot": ("report_reminder", _first_pilot_only),
+        "report_reminder-hostile": ("report_reminder", {}),
+        "report_overdue-one-pilot": ("report_overdue", _first_pilot_only),
+        "report_overdue-hostile": ("report_overdue", {}),
         "rectification_reminder-under-a-day": ("rectification_reminder", {"days_left": 0}),
         "plan_overdue-hostile": ("plan_overdue", {}),
     }
@@ -118,9 +130,10 @@ def _variations() -> dict[str, tuple[str, dict[str, Any]]]:
 CASES = _variations()
 
 
-def _context(kind: str, locale: str, changes: dict[str, Any], case: str) -> dict[str, Any]:
+def _context(kind: str, locale: str, changes: Changes, case: str) -> dict[str, Any]:
     hostile = case.endswith("-hostile")
-    ctx = context(kind, locale, name=HOSTILE_NAME if hostile else "唐山市") | changes
+    ctx = context(kind, locale, name=HOSTILE_NAME if hostile else "唐山市")
+    ctx |= changes(ctx) if callable(changes) else changes
     if hostile and "nomination" in ctx:
         ctx["nomination"]["level"] = "a level with no label"
     return ctx

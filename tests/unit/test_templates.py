@@ -44,12 +44,20 @@ PILOT_KINDS = (
 PILOT_DUE_KINDS = (
     "plan_reminder",
     "plan_overdue",
-    "report_reminder",
-    "report_overdue",
     "rectification_reminder",
     "rectification_overdue",
 )
-ALL_KINDS = (*NOMINATION_KINDS, *PROVINCE_KINDS, "milestone", *PILOT_KINDS, *PILOT_DUE_KINDS)
+# a year's progress reports: one letter per province and reporting round, listing its pilots
+# that have not yet reported the year
+REPORT_KINDS = ("report_reminder", "report_overdue")
+ALL_KINDS = (
+    *NOMINATION_KINDS,
+    *PROVINCE_KINDS,
+    "milestone",
+    *PILOT_KINDS,
+    *PILOT_DUE_KINDS,
+    *REPORT_KINDS,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "peakpilot" / "notifications" / "templates"
 
@@ -188,15 +196,20 @@ RECIPIENTS = {
     "rectification_reminder": "drc:hebei",
     "rectification_overdue": "ndrc",
 }
-# kind: (the pilot's state, when it is due, the report's year or None, days left or None)
+# kind: (the pilot's state, when it is due, days left or None)
 DUES = {
-    "plan_reminder": ("confirmed", "2024-03-13 00:00 (UTC+08:00)", None, 7),
-    "plan_overdue": ("confirmed", "2024-03-13 00:00 (UTC+08:00)", None, None),
-    "report_reminder": ("in_construction", "2025-01-31 00:00 (UTC+08:00)", 2024, 7),
-    "report_overdue": ("in_construction", "2025-01-31 00:00 (UTC+08:00)", 2024, None),
-    "rectification_reminder": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None, 14),
-    "rectification_overdue": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None, None),
+    "plan_reminder": ("confirmed", "2024-03-13 00:00 (UTC+08:00)", 7),
+    "plan_overdue": ("confirmed", "2024-03-13 00:00 (UTC+08:00)", None),
+    "rectification_reminder": ("rectification", "2025-06-30 00:00 (UTC+08:00)", 14),
+    "rectification_overdue": ("rectification", "2025-06-30 00:00 (UTC+08:00)", None),
 }
+# a province's pilots that have not yet reported the year, as (id, name, kind code); the
+# engine passes the kind's name in the letter's language. The first takes context()'s name.
+UNREPORTED = [
+    ("nom-0003", "唐山市", "city"),
+    ("nom-0004", "张家口市", "city"),
+    ("nom-0009", "曹妃甸经济技术开发区", "park"),
+]
 LAPSED: list[LapsedItem] = [  # as the engine passes them: kind codes, named here in each language
     ("nom-0007", "保定市", "city", "approved"),
     ("nom-0009", "曹妃甸经济技术开发区", "park", "provincial_approval"),
@@ -276,13 +289,19 @@ def context(kind: str, locale: str, name: str = "唐山市") -> dict[str, Any]:
             "due": "2025-12-31 00:00 (UTC+08:00)",
         }
     elif kind in DUES:
-        state, due, period, days_left = DUES[kind]
+        state, due, days_left = DUES[kind]
         nomination["state"] = state
         ctx |= {"nomination": nomination, "due": due}
-        if period is not None:
-            ctx["period"] = period
         if days_left is not None:
             ctx["days_left"] = days_left
+    elif kind in REPORT_KINDS:
+        first, *others = UNREPORTED
+        pilots = [(first[0], name, text[first[2]])]
+        pilots += [(id_, pilot, text[code]) for id_, pilot, code in others]
+        ctx |= {"province": province("hebei", locale), "period": 2024, "due": "2025-01-31"}
+        ctx["pilots"] = pilots
+        if kind == "report_reminder":
+            ctx["days_left"] = 7
     else:  # pragma: no cover - a kind this module does not know
         raise AssertionError(kind)
     return ctx
@@ -325,12 +344,9 @@ def test_no_template_marks_data_safe() -> None:
 
 def _expected_in_body(kind: str, ctx: dict[str, Any]) -> list[str]:
     """What a reader must find in both the text and the HTML of a notice."""
-    wanted = [
-        ctx["program_title"],
-        ctx["batch"]["id"],
-        ctx["batch"]["deadline"],
-        ctx["recipient"]["name"],
-    ]
+    wanted = [ctx["program_title"], ctx["recipient"]["name"]]
+    if kind not in REPORT_KINDS:  # a province's pilots may come from several batches
+        wanted += [ctx["batch"]["id"], ctx["batch"]["deadline"]]
     if "nomination" in ctx:
         wanted += [ctx["nomination"]["name"], ctx["nomination"]["province"]["name"]]
     if "actor" in ctx:
@@ -357,7 +373,10 @@ def _expected_in_body(kind: str, ctx: dict[str, Any]) -> list[str]:
     if kind == "evaluated" and ctx["event"] == "fail_evaluation":
         wanted.append(ctx["data"]["due"])
     if kind in DUES:
-        wanted += [ctx["due"], str(ctx.get("period", ""))]
+        wanted.append(ctx["due"])
+    if kind in REPORT_KINDS:
+        wanted += [ctx["due"], str(ctx["period"]), *(name for _id, name, _kind in ctx["pilots"])]
+        wanted += [id_ for id_, _name, _kind in ctx["pilots"]]
     return wanted
 
 
@@ -381,7 +400,7 @@ def test_every_kind_renders_what_a_reader_needs(renderer: Renderer, kind: str, l
     assert "\n" not in notice.subject and "\r" not in notice.subject
     assert ctx["program_title"] in notice.subject
     subject_names = ctx["nomination"]["name"] if "nomination" in ctx else None
-    if kind in PROVINCE_KINDS and kind != "deadline_summary":
+    if kind in (*PROVINCE_KINDS, *REPORT_KINDS) and kind != "deadline_summary":
         subject_names = ctx["province"]["name"]
     if subject_names is not None:
         assert subject_names in notice.subject
@@ -526,7 +545,10 @@ def test_english_counts_agree_in_number(renderer: Renderer) -> None:
 
 def _pilot_cases() -> list[tuple[str, dict[str, Any]]]:
     """Every construction letter, and each evaluation, as (kind, changes to its context)."""
-    cases: list[tuple[str, dict[str, Any]]] = [(kind, {}) for kind in PILOT_DUE_KINDS]
+    cases: list[tuple[str, dict[str, Any]]] = [
+        (kind, {}) for kind in (*PILOT_DUE_KINDS, *REPORT_KINDS)
+    ]
+    cases += [(kind, {"pilots": [("nom-0003", "唐山市", "城市")]}) for kind in REPORT_KINDS]
     cases += [(kind, {"reason": "一\n二"}) for kind in PILOT_KINDS if kind != "evaluated"]
     cases += [("evaluated", changes | {"reason": "一\n二"}) for changes in EVALUATIONS.values()]
     during = {"from_state": "rectification", "to_state": "rectification"}
@@ -644,12 +666,86 @@ def test_the_construction_contents_are_named_as_the_plan_names_them(
     assert "national actions" not in english
 
 
+# --- a year's progress reports: a province's letter (DESIGN §2b) ---------------------------
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_a_progress_report_letter_lists_and_counts_the_provinces_unreported_pilots(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    ctx = context(kind, locale)
+    notice = renderer.render(kind, locale, ctx)
+    lines = notice.text.splitlines()
+    for number, (id_, name, kind_name) in enumerate(ctx["pilots"], 1):
+        item = {
+            "zh-CN": f"　　{number}. {name}（{kind_name}），申报编号：{id_}",
+            "en": f"  {number}. {name} ({kind_name}); reference {id_}",
+        }[locale]
+        assert item in lines, notice.text
+    assert notice.html.count("<li ") == len(ctx["pilots"])
+    count = {"zh-CN": "3个试点", "en": "3 pilots in Hebei"}[locale]
+    assert count in notice.subject
+    assert count in notice.text and count in notice.html
+    table = {"zh-CN": "尚未报送的试点：3个", "en": "Pilots not yet reported: 3"}[locale]
+    assert table in notice.text
+
+
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_a_progress_report_letter_in_english_agrees_in_number(
+    renderer: Renderer, kind: str
+) -> None:
+    one = _render(renderer, kind, "en", pilots=[("nom-0003", "唐山市", "city")])
+    assert "1 pilot in Hebei has not yet reported:" in one.text
+    assert "progress report " in one.subject and "1 pilot in Hebei" in one.subject
+    assert "this pilot" in one.text and "reports" not in one.text.split("Progress reports:")[0]
+    three = _render(renderer, kind, "en")
+    assert "3 pilots in Hebei have not yet reported:" in three.text
+    assert "progress reports " in three.subject and "these pilots" in three.text
+    assert "3 pilot " not in three.text + three.subject and "1 pilots" not in one.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [("report_reminder", "【待办】"), ("report_overdue", "【逾期】")],
+)
+def test_a_progress_report_letters_chinese_subject_says_what_it_asks(
+    renderer: Renderer, kind: str, words: str
+) -> None:
+    subject = _render(renderer, kind, "zh-CN").subject
+    assert words in subject and "2024年度" in subject and "河北省" in subject
+    assert ("逾期" in subject) == (kind == "report_overdue")
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_a_progress_report_letter_says_the_day_is_included(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    """``due`` is a day: the report is due by its end (Beijing time), not before it."""
+    notice = _render(renderer, kind, locale)
+    shown = {"zh-CN": "于2025-01-31（含当日）前", "en": "by the end of 2025-01-31 (Beijing time)"}
+    assert shown[locale] in notice.text and _escaped(shown[locale]) in notice.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_a_progress_report_letter_renders_thousands_of_pilots_and_even_none(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    many = [(f"nom-{n:05d}", f"试点{n}", "城市") for n in range(1, 3001)]
+    notice = _render(renderer, kind, locale, pilots=many)
+    assert "3000. 试点3000" in notice.text and notice.html.count("<li ") == 3000
+    empty = _render(renderer, kind, locale, pilots=[])  # the engine sends none, but no crash
+    assert "<li " not in empty.html and "{{" not in empty.text
+
+
 # --- escaping and header safety ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize(
-    "kind", ["approved", "milestone", "submitted", "plan_returned", "evaluated", "report_reminder"]
+    "kind", ["approved", "milestone", "submitted", "plan_returned", "evaluated", "plan_reminder"]
 )
 def test_a_hostile_name_is_escaped_in_html_and_intact_in_text(
     renderer: Renderer, kind: str, locale: str
@@ -671,6 +767,11 @@ def test_hostile_data_in_lists_is_escaped(renderer: Renderer, locale: str) -> No
     lapsed = [("n1", "<b>x</b>", "city", "drafted")]
     html = _render(renderer, "shortfall", locale, lapsed=lapsed).html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
+    for kind in REPORT_KINDS:
+        notice = _render(renderer, kind, locale, pilots=[("n1", "<b>x</b>", "<i>city</i>")])
+        assert "&lt;b&gt;x&lt;/b&gt;" in notice.html and "&lt;i&gt;city" in notice.html
+        assert "<b>" not in notice.html and "<i>" not in notice.html
+        assert "<b>x</b>" in notice.text and "<i>city</i>" in notice.text
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -695,6 +796,8 @@ def _top_level_cases() -> list[tuple[str, str, str]]:
         for kind in ALL_KINDS
         for locale in LOCALES
         for variable in context(kind, locale)
+        # a province's progress-report letter lists pilots of any batch: it names none
+        if not (kind in REPORT_KINDS and variable == "batch")
     ]
 
 
@@ -724,6 +827,8 @@ def test_removing_any_variable_is_a_config_error_naming_the_template(
         ("progress_reported", ("data", "period")),
         ("evaluated", ("data", "due")),
         ("plan_submitted", ("nomination", "province")),
+        ("report_reminder", ("province", "name")),
+        ("report_overdue", ("province", "name")),
     ],
 )
 @pytest.mark.parametrize("locale", LOCALES)

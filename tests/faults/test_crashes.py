@@ -4,7 +4,7 @@ Two fault injections, each on an SQLite file and on a fresh PostgreSQL database:
 
 - the daemon (``python -m peakpilot --db URL daemon``, a subprocess on the system clock)
   over a database holding due timers (batch deadlines falling due while the daemon is
-  being killed, 2025 milestones of confirmed pilots already due) and pending notices, with
+  being killed, overdue implementation plans of confirmed pilots) and pending notices, with
   SMTP delivery to a loopback aiosmtpd server, SIGKILLed and restarted again and again;
 - the CLI ``fire`` SIGKILLed at a random moment of its run;
 - and, found on the way, a daemon restarted with a notice backlog (section 3).
@@ -309,7 +309,7 @@ def census(engine: Engine, inbox: Inbox) -> dict[str, int]:
 class DaemonSizes:
     kills: int
     batches: int  # each has one deadline timer, due during the kill phase
-    pilots: int  # confirmed: each has its 2025 milestone due at once
+    pilots: int  # confirmed: each has its implementation plan overdue at once
     first_batch_drafts: int  # lapsed by the 2023 batch's long-due deadline
 
 
@@ -332,7 +332,7 @@ class Prepared:
 
 def prepare_daemon_database(engine: Engine, sizes: DaemonSizes) -> Prepared:
     """Through the Python API on the system clock: the 2023 batch with drafts that its
-    long-due deadline lapses; confirmed pilots whose 2025 milestone is due; and
+    long-due deadline lapses; confirmed pilots whose implementation plan is overdue; and
     ``sizes.batches`` one-province batches whose deadlines fall due one after another
     while the daemon is being killed, each with an unsubmitted nomination (and every
     fourth with a submitted one that fills its quota: no shortfall notice there)."""
@@ -352,6 +352,14 @@ def prepare_daemon_database(engine: Engine, sizes: DaemonSizes) -> Prepared:
         n = walk(engine, PROVINCES[i % len(PROVINCES)], "pilots", f"试点{i:03d}", "confirmed")
         prepared.pilots.append(n)
     per_write = (time.monotonic() - begun) / max(sizes.pilots * 5, 1)
+    # their implementation plans overdue at once (confirmed now, the due day is moved into
+    # the past: 120 days' wait is no test; the reminders go, as after a long downtime)
+    with engine.database.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM timers WHERE kind = 'plan_reminder'"))
+        connection.execute(
+            sa.text("UPDATE timers SET due_at = :t WHERE kind = 'plan_due'"),
+            {"t": datetime.now(UTC) - timedelta(hours=1)},
+        )
 
     # When the kill phase will run: after this setup (about four writes a batch)
     setup_left = sizes.batches * 4 * per_write * 1.3 + 1.0
@@ -593,14 +601,14 @@ def test_daemon_sigkilled_at_random_moments_does_each_timer_once_and_loses_no_no
         assert sorted(deadline_notices[batch]) == sorted(expected), batch
     first = [a for p in prepared.first_short for a in addresses(f"drc:{p}", f"gov:{p}")]
     assert sorted(deadline_notices["2023-first"]) == sorted(first + addresses("ndrc"))
-    milestones: dict[str | None, list[str]] = defaultdict(list)
+    overdue: dict[str | None, list[str]] = defaultdict(list)
     for n in notices:
-        if n.kind == "milestone":
-            milestones[n.nomination_id].append(n.recipient)
-            assert utc(n.created_at) == done_at[f"{n.nomination_id}/milestone/2025"]
+        if n.kind == "plan_overdue":
+            overdue[n.nomination_id].append(n.recipient)
+            assert utc(n.created_at) == done_at[f"{n.nomination_id}/plan/due"]
     for pilot in prepared.pilots:
         p = pilot.province
-        assert sorted(milestones[pilot.id]) == addresses(f"drc:{p}", f"gov:{p}"), pilot.id
+        assert sorted(overdue[pilot.id]) == addresses(f"drc:{p}", f"gov:{p}"), pilot.id
 
     # -- every notice recorded sent once, received at least once, duplicates only as copies
     assert figures["notices_not_sent"] == 0, Counter(n.status for n in notices)

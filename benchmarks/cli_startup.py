@@ -83,10 +83,22 @@ class Seeded:
     records: int  # audit records in all
 
 
+# Settings of the caller's environment a measured command must not inherit: any
+# PEAKPILOT_* (it would change what the command does), and PYTHONDONTWRITEBYTECODE, which
+# would have every command compile peakpilot from source while sqlalchemy (the baseline)
+# loads the .pyc files written when it was installed; an installed peakpilot has its
+# .pyc files too (pip writes them), and the untimed first run exists to write them.
+_NOT_INHERITED = ("PYTHONDONTWRITEBYTECODE",)
+
+
 def clean_environment() -> dict[str, str]:
-    """The caller's environment without any PEAKPILOT_* setting that would change what
-    the command does."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
+    """The caller's environment without the settings that would change what is measured
+    (see ``_NOT_INHERITED``)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PEAKPILOT_") and k not in _NOT_INHERITED
+    }
 
 
 def wall_time(command: Sequence[str], check: Check | None = None) -> float:

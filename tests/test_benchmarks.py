@@ -25,6 +25,7 @@ FIGURES = (
     "fire_pg_8",
     "lapse_sqlite",
     "lapse_pg",
+    "report_catchup_sqlite",
     "fire_at_1m",
     "cli_list",
     "cli_show",

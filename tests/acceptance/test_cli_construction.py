@@ -1,6 +1,6 @@
 """The construction years from the command line, as a clerk would type them (a real
-subprocess on a real SQLite file): fire --data, attach, materials, materials get, pilots,
-history's data, and each bad input's one line and exit code."""
+subprocess, on an SQLite file and on PostgreSQL): fire --data, attach, materials,
+materials get, pilots, history's data, and each bad input's one line and exit code."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ LATER = "2024-01-20T09:00:00+08:00"
 
 
 @pytest.fixture
-def pilot(tmp_path: Path) -> tuple[str, str]:
-    """(database URL, id) of a Hebei city confirmed in 2023."""
-    db = f"sqlite:///{tmp_path / 'pp.db'}"
+def pilot(db_url: str) -> tuple[str, str]:
+    """(database URL, id) of a Hebei city confirmed in 2023, on SQLite and PostgreSQL."""
+    db = db_url
     ok("init", db=db)
     created = doc(
         "nominate",

@@ -55,7 +55,10 @@ class SqlDialect:
         appended to the text, because ``replace(tzinfo=...)`` parses its keyword argument
         at several times the cost of the parse itself.)"""
         if type(value) is str:
-            return datetime.fromisoformat(value + "+00:00")
+            try:
+                return datetime.fromisoformat(value + "+00:00")
+            except ValueError:  # text stored with its own offset (written by another tool)
+                return datetime.fromisoformat(value).astimezone(UTC)
         instant = value if self._time_out is None else self._time_out(value)
         assert isinstance(instant, datetime), "a NOT NULL time column"
         if instant.utcoffset() is None:

@@ -103,23 +103,9 @@ class Materials:
         )
         return [self._record(row) for row in rows]
 
-    def of_nominations(self, nomination_ids: Sequence[str]) -> list[MaterialRecord]:
-        """The materials of several nominations (e.g. one province's), oldest first."""
-        if not nomination_ids:
-            return []
-        marks = ", ".join("?" * len(nomination_ids))
-        rows = self.sql.all(
-            f"{_SELECT} WHERE nomination_id IN ({marks}) ORDER BY attached_at, id",
-            tuple(nomination_ids),
-        )
-        return [self._record(row) for row in rows]
-
     def with_sha256(self, sha256: str) -> list[MaterialRecord]:
         rows = self.sql.all(f"{_SELECT} WHERE sha256 = ? ORDER BY attached_at, id", (sha256,))
         return [self._record(row) for row in rows]
-
-    def count(self) -> int:
-        return self.sql.count("SELECT count(*) FROM materials")
 
     def bad_blobs(self) -> Iterator[BadBlob]:
         """Every stored content whose SHA-256 is not the one it is stored under (or whose

@@ -4,43 +4,26 @@ materials get, pilots, history's data, and each bad input's one line and exit co
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from peakpilot import Engine, FrozenClock
 from tests.acceptance.test_cli import BEFORE, doc, fails, ok
-from tests.construction_helpers import PDF, PNG
+from tests.construction_helpers import PDF, PNG, confirmed
 
 LATER = "2024-01-20T09:00:00+08:00"
 
 
 @pytest.fixture
 def pilot(db_url: str) -> tuple[str, str]:
-    """(database URL, id) of a Hebei city confirmed in 2023, on SQLite and PostgreSQL."""
-    db = db_url
-    ok("init", db=db)
-    created = doc(
-        "nominate",
-        "--province",
-        "hebei",
-        "--kind",
-        "city",
-        "--name",
-        "唐山市",
-        "--level",
-        "prefecture",
-        "--as",
-        "drc:hebei",
-        db=db,
-    )
-    for event, actor in (
-        ("submit_for_approval", "drc:hebei"),
-        ("approve", "gov:hebei"),
-        ("submit", "drc:hebei"),
-        ("confirm", "ndrc"),
-    ):
-        ok("fire", created["id"], event, "--as", actor, db=db)
-    return db, created["id"]
+    """(database URL, id) of a Hebei city confirmed in 2023, on SQLite and PostgreSQL:
+    made through the API (the selection's commands have their own CLI tests), so that
+    each test spends its subprocesses on the commands it is about."""
+    with Engine(db_url, clock=FrozenClock(datetime.fromisoformat(BEFORE))) as engine:
+        engine.init()
+        return db_url, confirmed(engine).id
 
 
 def test_a_pilots_construction_years_from_the_command_line(

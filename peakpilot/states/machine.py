@@ -27,12 +27,13 @@ from peakpilot.states.guards import GUARDS, DecisionContext, NominationFacts
 class _Subject:
     """What ``transitions`` moves: the state of one nomination for one decision."""
 
-    __slots__ = ("nomination", "refusal", "state")
+    __slots__ = ("data", "nomination", "refusal", "state")
 
     def __init__(self, nomination: NominationFacts) -> None:
         self.nomination = nomination
         self.state = nomination.state
         self.refusal: PeakpilotError | None = None
+        self.data: dict[str, DataValue] | None = None  # the event's data, once checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,16 @@ class StateMachine:
         from the current state (Refused), the actor's role and province (NotPermitted),
         the guards (Refused). ``actor`` must already be resolved against the programme.
         """
+        return self.decide_with_data(nomination, event, actor, context)[0]
+
+    def decide_with_data(
+        self,
+        nomination: NominationFacts,
+        event: str,
+        actor: Actor,
+        context: DecisionContext,
+    ) -> tuple[str, dict[str, DataValue] | None]:
+        """:meth:`decide`, and the event's data as it is stored (checked once, on the way)."""
         self.transition(event, nomination.state, f"nomination {nomination.id}")
         subject = _Subject(nomination)
         try:
@@ -129,7 +140,7 @@ class StateMachine:
         if not moved:
             assert subject.refusal is not None
             raise subject.refusal
-        return subject.state
+        return subject.state, subject.data
 
     def allowed_events(
         self,
@@ -215,8 +226,8 @@ class StateMachine:
                 refusal = self._role_refusal(row.roles, row.event, actor, subject.nomination)
             if refusal is None and not probe:
                 try:  # the event's data is the command's input: checked after the role
-                    data = self.event_data(row.event, subject.state, context.data, context)
-                    context = dataclasses.replace(context, event=row.event, data=data)
+                    subject.data = self.event_data(row.event, subject.state, context.data, context)
+                    context = dataclasses.replace(context, data=subject.data)
                 except InvalidInput as exc:
                     refusal = exc
             if refusal is None:

@@ -169,8 +169,7 @@ class Commands:
         context = decision_context(
             self.rt, tx, record, batch_record, (event,), now, reason, lock=True, data=data
         )
-        to_state = machine.decide(current, event, actor, context)
-        stored = machine.event_data(event, record.state, data, context)
+        to_state, stored = machine.decide_with_data(current, event, actor, context)
         # A move whose rules look at a target batch (carry_over) lands in that batch.
         batch = context.batch
         if context.target is not None and context.target.batch is not None:

@@ -48,6 +48,19 @@ class Conflict(PeakpilotError):
     exit_code = 6
 
 
+class ProgramChanged(Conflict):
+    """The programme changed since this process loaded it: what it decided by the old
+    rules is not written. The Engine reloads the programme and decides once more."""
+
+    def __init__(self, held: int, in_force: int) -> None:
+        super().__init__(
+            f"the programme changed from version {held} to {in_force} while this was "
+            "decided: nothing was written; try again (it is decided by the new version)"
+        )
+        self.held = held
+        self.in_force = in_force
+
+
 class AuditBroken(PeakpilotError):
     """The audit trail's hash chain does not verify."""
 
@@ -119,6 +132,7 @@ __all__ = [
     "NotFound",
     "NotPermitted",
     "PeakpilotError",
+    "ProgramChanged",
     "Refused",
     "StoreError",
     "Unavailable",

@@ -79,6 +79,7 @@ class Attachments:
                 reason=None,
                 to_state=record.state,
                 batch_id=record.batch_id,
+                program_version=self.rt.program_version,
                 data={
                     "material": material.id,
                     "kind": kind,
@@ -90,7 +91,7 @@ class Attachments:
             )
             return self.rt.material(material)
 
-        return self.rt.db.run(attach)
+        return self.rt.write(attach)
 
     def materials(self, nomination_id: str, actor: Actor | str | None) -> builtins.list[Material]:
         reader = self.rt.reader(actor)

@@ -77,21 +77,30 @@ def data_text(data: Mapping[str, Any] | None) -> str | None:
 
 
 def sweep_hasher(
-    *, event: str, to_state: str, actor: str, at: datetime, reason: str | None, batch_id: str
+    *,
+    event: str,
+    to_state: str,
+    actor: str,
+    at: datetime,
+    reason: str | None,
+    batch_id: str,
+    data: Mapping[str, Any] | None = None,
 ) -> SweepHasher:
     """:func:`record_hash` for records that differ only in nomination, seq, from_state and
-    predecessor: the records of one system sweep, such as a deadline's lapse.
+    predecessor: the records of one system sweep, such as a deadline's lapse or a
+    programme change's migration.
 
     The shared fields are encoded once instead of once per record (a deadline may hash
     100,000 records); the text hashed is the same, and so is the hash.
     """
     event_part = _string(event)
     shared = _CANONICAL.encode([to_state, actor, _instant(at), reason, batch_id])[1:-1]
+    tail = "]" if data is None else f",{_CANONICAL.encode(canonical_data(data))}]"
 
     def record(nomination_id: str, seq: int, from_state: str | None, prev_hash: str) -> str:
         text = (
             f"[{_string(nomination_id)},{seq:d},{event_part},{_maybe(from_state)},"
-            f"{shared},{_string(prev_hash)}]"
+            f"{shared},{_string(prev_hash)}{tail}"
         )
         return hashlib.sha256(text.encode()).hexdigest()
 

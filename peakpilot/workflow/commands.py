@@ -96,11 +96,12 @@ class Commands:
                 audit_head="",
                 created_at=now,
                 updated_at=now,
+                program_version=self.rt.program_version,
             )
             tx.nominations.create(record, str(actor))
             return self.rt.nomination(record)
 
-        return self.rt.db.run(create)
+        return self.rt.write(create)
 
     def fire(
         self,
@@ -133,7 +134,7 @@ class Commands:
             return after
 
         try:
-            return self.rt.db.run(transition)
+            return self.rt.write(transition)
         except Conflict:
             # A concurrent call with the same key may have won: its result is ours.
             if idempotency_key is not None:
@@ -182,6 +183,7 @@ class Commands:
             reason=reason,
             to_state=to_state,
             batch_id=batch.id,
+            program_version=self.rt.program_version,
             data=stored,
         )
         pilot_timers.end_timers(tx, program, record.id, to_state, now)
@@ -210,6 +212,7 @@ class Commands:
             version=current.version + 1,
             batch=batch.id,
             updated_at=self.rt.local(now),
+            program_version=self.rt.program_version,
         )
 
     def _batch_for_nomination(
@@ -236,6 +239,7 @@ class Commands:
                 f"{stored.nomination_id} by {stored.actor}: use a new key for a new request"
             )
         fields = json.loads(stored.result)
+        fields.setdefault("program_version", 1)  # remembered before versions were kept
         for name in ("created_at", "updated_at"):
             fields[name] = self.rt.local(datetime.fromisoformat(fields[name]))
         return Nomination(**fields)
@@ -275,7 +279,7 @@ class Commands:
                 )
             tx.outbox.add(outgoing, now)
 
-        self.rt.db.run(open_)
+        self.rt.write(open_)
 
 
 def _batch_opened_context(slug: str, names: Names, quota: int, locale: str) -> dict[str, Any]:

@@ -40,14 +40,21 @@ class Deadlines:
             timer = tx.timers.next_due(now)
             if timer is None:
                 return False, None
-            work = TimerWork(tx, notifier, now, lapse_chunk=lapse_chunk, memory=lapses)
+            work = TimerWork(
+                tx,
+                notifier,
+                now,
+                lapse_chunk=lapse_chunk,
+                memory=lapses,
+                program_version=self.rt.program_version,
+            )
             outcome = work.run(timer)
             if outcome is not None:
                 tx.timers.finish(timer.id, now)
             return True, outcome
 
         while stop is None or not stop.is_set():
-            found, outcome = self.rt.db.run(next_step)
+            found, outcome = self.rt.write(next_step)
             if not found:
                 break
             lapses.committed()

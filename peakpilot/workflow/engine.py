@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from peakpilot.clock import Clock, SystemClock
-from peakpilot.config.program import Program, load_program
+from peakpilot.config.program import Program, load_program, parse_program
 from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES
+from peakpilot.errors import NotFound, NotPermitted
 from peakpilot.states.actors import Actor
+from peakpilot.vocabulary import SYSTEM
 from peakpilot.workflow.queries import Queries
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import (
@@ -40,11 +42,14 @@ from peakpilot.workflow.snapshots import (
     Notice,
     NoticeDetail,
     Pilot,
+    ProgramChange,
+    ProgramVersion,
     TickReport,
     Timer,
 )
 from peakpilot.workflow.store.database import Database, StoreHooks, create_engine
 from peakpilot.workflow.store.lapses import LAPSE_CHUNK
+from peakpilot.workflow.store.programs import StoredProgram
 
 if TYPE_CHECKING:
     from peakpilot.notifications.channels import Channel
@@ -120,24 +125,126 @@ class Engine:
         """The programme stored in the database (loaded once)."""
         return self._runtime.program
 
-    def init(self, program: Program | str | Path | None = None) -> dict[str, Any]:
-        """Create or upgrade the schema and load the programme; repeating it changes nothing.
+    def init(
+        self,
+        program: Program | str | Path | None = None,
+        *,
+        migrate: Mapping[str, str] | str | Path | None = None,
+        dry_run: bool = False,
+        actor: Actor | str = SYSTEM,
+    ) -> dict[str, Any]:
+        """Create or upgrade the schema and load a programme; repeating it changes nothing.
 
-        ``program`` is a validated :class:`Program`, a path to a programme file, or
-        ``None`` for the shipped 2023 programme. Returns what was done.
+        ``program`` is a validated :class:`Program` or a path to a programme file. Without
+        one, a database that holds a programme keeps it (``init`` never reverts to the
+        shipped one), and a new database gets the shipped 2023 programme. A programme
+        that differs from the one in force is a change (:meth:`change_program`, whose
+        ``migrate``, ``dry_run`` and ``actor`` these are). Returns what was done, with
+        the change under ``change``.
         """
-        from peakpilot.workflow.loading import store_program
         from peakpilot.workflow.migrations import upgrade_to_head
+        from peakpilot.workflow.versions import keep, load
 
-        if not isinstance(program, Program):
+        runtime = self._runtime
+        if program is not None and not isinstance(program, Program):
             program = load_program(program)
-        now = self._runtime.now()
-        with self._runtime.db.schema_transaction() as (connection, tx):
+        mapping = _migration(migrate)
+        who = self._loader(actor, program)
+        now = runtime.now()
+        if program is not None:  # a missing template is refused before anything is stored
+            runtime.notifier_for(program).check_templates()
+        if dry_run:
+            target = program or load_program()
+            change = self._dry_run(target, mapping, who, now)
+            return _init_result(change, target.first_batch.id, changed=False)
+        with runtime.db.schema_transaction() as (connection, tx):
             upgrade_to_head(connection)
-            changed = store_program(tx, program, now)
-        self._runtime.use_program(program)
-        self._runtime.notifier.check_templates()  # a missing template is refused now
-        return {"program": program.id, "batch": program.first_batch.id, "changed": changed}
+            stored = tx.programs.lock()
+            if program is None and stored is not None:
+                kept = _stored_program(stored)
+                keep(tx, stored, kept, now)
+                loaded_program, version = kept, stored.version
+                change = ProgramChange(kept.id, "unchanged", version, version)
+            else:
+                loaded = load(tx, program or load_program(), now, actor=who, mapping=mapping)
+                change, loaded_program, version = loaded.change, loaded.program, loaded.version
+        runtime.use_program(loaded_program, version)
+        return _init_result(
+            change, loaded_program.first_batch.id, changed=change.outcome != "unchanged"
+        )
+
+    def change_program(
+        self,
+        text: str | Path | Program,
+        migrate: Mapping[str, str] | str | Path | None = None,
+        dry_run: bool = False,
+        *,
+        actor: Actor | str = SYSTEM,
+    ) -> ProgramChange:
+        """Put a new version of the programme in force, or say why it is not safe.
+
+        ``text`` is the programme file's text (a ``str``), its path, or a :class:`Program`.
+        ``migrate`` maps the states the new version removes (``{"old": "new"}``), or is
+        the path of a migration file (``states: {old: new}``). A change that strands
+        nominations or places raises :class:`Refused` naming each problem (its
+        ``change`` attribute holds the report); with ``dry_run`` the report is returned,
+        problems included, and nothing is written. The same text as the one in force
+        changes nothing (``outcome`` ``unchanged``).
+        """
+        from peakpilot.config.program import parse_program
+
+        if isinstance(text, str):
+            text = parse_program(text, "the programme text")
+        result = self.init(text, migrate=migrate, dry_run=dry_run, actor=actor)
+        change: ProgramChange = result["change"]
+        return change
+
+    def program_versions(self) -> builtins.list[ProgramVersion]:
+        """Every programme version the database loaded, oldest first."""
+        return self._queries.program_versions()
+
+    def program_text(self, version: int | None = None) -> str:
+        """The text of programme version ``version`` (the one in force by default)."""
+        return self._queries.program_text(version)
+
+    def program_diff(self, from_version: int, to_version: int) -> ProgramChange:
+        """What changed from one stored version to another (no database facts: the
+        differences only)."""
+        return self._queries.program_diff(from_version, to_version)
+
+    def _loader(self, actor: Actor | str, program: Program | None) -> str:
+        """Who loads a programme: the system, or a national actor (the NDRC)."""
+        if str(actor) == SYSTEM:
+            return SYSTEM
+        from peakpilot.states.actors import ActorResolver
+
+        resolved = ActorResolver(program or self._current_or_shipped())(actor)
+        if resolved.province is not None:
+            raise NotPermitted(
+                f"{resolved} may not load a programme: only the system or the NDRC does"
+            )
+        return str(resolved)
+
+    def _current_or_shipped(self) -> Program:
+        try:
+            return self._runtime.program
+        except NotFound:
+            return load_program()
+
+    def _dry_run(
+        self, program: Program, mapping: Mapping[str, str], actor: str, now: datetime
+    ) -> ProgramChange:
+        """What loading ``program`` would do, read in a transaction that writes nothing
+        (a database that was never initialised is not created)."""
+        from peakpilot.workflow.versions import load
+
+        db = self._runtime.db
+        if not db.exists():
+            return ProgramChange(program.id, "dry_run", None, 1)
+        return db.run(
+            lambda tx: load(tx, program, now, actor=actor, mapping=mapping, dry_run=True).change,
+            write=False,
+        )
 
     # -- commands ------------------------------------------------------------------------
 
@@ -152,8 +259,10 @@ class Engine:
         batch: str | None = None,
     ) -> Nomination:
         """Create a nomination in the initial state; refuse what the programme forbids."""
-        return self._commands.nominate(
-            actor, province=province, kind=kind, name=name, level=level, batch=batch
+        return self._runtime.by_rules_in_force(
+            lambda: self._commands.nominate(
+                actor, province=province, kind=kind, name=name, level=level, batch=batch
+            )
         )
 
     def fire(
@@ -175,14 +284,16 @@ class Engine:
         writes nothing. With ``expected_version``, the call is refused with
         :class:`Conflict` unless the nomination is still at that version.
         """
-        return self._commands.fire(
-            nomination_id,
-            event,
-            actor,
-            reason=reason,
-            idempotency_key=idempotency_key,
-            expected_version=expected_version,
-            data=data,
+        return self._runtime.by_rules_in_force(
+            lambda: self._commands.fire(
+                nomination_id,
+                event,
+                actor,
+                reason=reason,
+                idempotency_key=idempotency_key,
+                expected_version=expected_version,
+                data=data,
+            )
         )
 
     def attach(
@@ -202,14 +313,16 @@ class Engine:
         must agree), at most ``max_material_bytes``; an ``attach`` record joins the
         nomination's audit chain.
         """
-        return self._attachments.attach(
-            nomination_id,
-            content,
-            kind=kind,
-            actor=actor,
-            title=title,
-            doc_number=doc_number,
-            filename=filename,
+        return self._runtime.by_rules_in_force(
+            lambda: self._attachments.attach(
+                nomination_id,
+                content,
+                kind=kind,
+                actor=actor,
+                title=title,
+                doc_number=doc_number,
+                filename=filename,
+            )
         )
 
     def open_batch(
@@ -221,7 +334,9 @@ class Engine:
         quotas: Mapping[str, int],
     ) -> Board:
         """Open a follow-up batch with its quotas and timers, and tell the provinces."""
-        self._commands.open_batch(actor, batch_id, deadline=deadline, quotas=quotas)
+        self._runtime.by_rules_in_force(
+            lambda: self._commands.open_batch(actor, batch_id, deadline=deadline, quotas=quotas)
+        )
         return self.board(batch_id)
 
     # -- queries -------------------------------------------------------------------------
@@ -319,7 +434,9 @@ class Engine:
         chunks, it leaves its timer pending, and the next tick lapses the rest, then
         sends the notices listing them all.
         """
-        return self._deadlines.tick(now, stop=stop, lapse_chunk=lapse_chunk)
+        return self._runtime.by_rules_in_force(
+            lambda: self._deadlines.tick(now, stop=stop, lapse_chunk=lapse_chunk)
+        )
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending timer falls due (what the daemon sleeps until)."""
@@ -379,3 +496,30 @@ class Engine:
         from peakpilot.workflow.delivery import Delivery  # the channels load only here
 
         return Delivery(self._runtime)
+
+
+def _migration(migrate: Mapping[str, str] | str | Path | None) -> dict[str, str]:
+    """The state mapping of a programme change: given, read from a file, or none."""
+    if migrate is None:
+        return {}
+    if isinstance(migrate, Mapping):
+        return {str(old): str(new) for old, new in migrate.items()}
+    from peakpilot.config.migration_file import load_migration
+
+    return load_migration(migrate)
+
+
+def _stored_program(stored: StoredProgram) -> Program:
+    if stored.compiled is not None:
+        return Program.from_compiled(stored.compiled)
+    return parse_program(stored.source, f"programme version {stored.version}")
+
+
+def _init_result(change: ProgramChange, batch: str, *, changed: bool) -> dict[str, Any]:
+    return {
+        "program": change.program,
+        "batch": batch,
+        "version": change.to_version,
+        "changed": changed,
+        "change": change,
+    }

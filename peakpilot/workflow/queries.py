@@ -23,6 +23,8 @@ from peakpilot.workflow.snapshots import (
     NominationDetail,
     Notice,
     NoticeDetail,
+    ProgramChange,
+    ProgramVersion,
     ProvinceBoard,
     Timer,
 )
@@ -171,6 +173,34 @@ class Queries:
             return NoticeDetail(self.rt.notice(record), text, html)
 
         return self.rt.db.run(read, write=False)
+
+    # -- programme versions ---------------------------------------------------------------
+
+    def program_versions(self) -> builtins.list[ProgramVersion]:
+        rows = self.rt.db.run(lambda tx: tx.programs.versions(), write=False)
+        return [
+            ProgramVersion(row.version, row.sha256, self.rt.local(row.loaded_at), row.actor)
+            for row in rows
+        ]
+
+    def program_text(self, version: int | None) -> str:
+        def read(tx: Transaction) -> str:
+            wanted = version if version is not None else tx.programs.version_in_force(lock=False)
+            return tx.programs.text(wanted)[0]
+
+        return self.rt.db.run(read, write=False)
+
+    def program_diff(self, from_version: int, to_version: int) -> ProgramChange:
+        from peakpilot.config.program import Program
+        from peakpilot.config.program_diff import compare
+
+        def read(tx: Transaction) -> tuple[str, str]:
+            return tx.programs.text(from_version)[1], tx.programs.text(to_version)[1]
+
+        old, new = self.rt.db.run(read, write=False)
+        differences = compare(Program.from_compiled(old), Program.from_compiled(new))
+        program = self.rt.program.id
+        return ProgramChange(program, "diff", from_version, to_version, differences)
 
 
 def _first_bad_material(tx: Transaction) -> audit.Break | None:

@@ -9,14 +9,14 @@ the first notice, so a process that only reads never imports either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from peakpilot.clock import Clock, require_instant
 from peakpilot.config.program import Program, parse_program
-from peakpilot.errors import NotFound, NotPermitted
+from peakpilot.errors import NotFound, NotPermitted, ProgramChanged
 from peakpilot.states.actors import Actor, ActorResolver, sees_province
 from peakpilot.workflow.snapshots import HistoryRecord, Material, Nomination, Notice, Timer
 from peakpilot.workflow.store.database import Database
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from peakpilot.workflow.store.nominations import NominationRecord
     from peakpilot.workflow.store.outbox import NoticeRecord
     from peakpilot.workflow.store.timers import TimerRecord
+    from peakpilot.workflow.store.transaction import Transaction
+
+T = TypeVar("T")
 
 
 def no_programme(database: str) -> NotFound:
@@ -54,6 +57,7 @@ class Runtime:
         self._templates_dir = templates_dir
         self._template_cache_dir = template_cache_dir
         self._program: Program | None = None
+        self._version = 0
         self._machine: StateMachine | None = None
         self._notifier: Notifier | None = None
         self._actors: ActorResolver | None = None
@@ -74,13 +78,53 @@ class Runtime:
                 self._program = Program.from_compiled(stored.compiled)
             else:  # stored before compiled forms were kept: the next init adds it
                 self._program = parse_program(stored.source, f"stored programme {stored.id}")
+            self._version = stored.version
         return self._program
 
-    def use_program(self, program: Program) -> None:
-        """``init`` stored ``program``: what was built from an older one is dropped."""
+    @property
+    def program_version(self) -> int:
+        """The number of the stored version :attr:`program` is."""
+        self.program  # noqa: B018 - loads the programme and its number together
+        return self._version
+
+    def use_program(self, program: Program, version: int) -> None:
+        """``init`` put ``program`` in force as ``version``: what was built from an older
+        one is dropped."""
         if self._program != program:
-            self._program, self._machine, self._notifier = program, None, None
-            self._actors = None
+            self.forget_program()
+            self._program = program
+        self._version = version
+
+    def forget_program(self) -> None:
+        """Drop the programme and what was built from it: the next call loads the
+        version in force."""
+        self._program, self._version = None, 0
+        self._machine = self._notifier = self._actors = None
+
+    # -- writing by the rules in force ----------------------------------------------------
+
+    def write(self, work: Callable[[Transaction], T]) -> T:
+        """``work`` in one write transaction that first checks that the programme this
+        process decides by is still the one in force (ProgramChanged otherwise), holding
+        it in force until the commit: no process writes by rules that were replaced."""
+        held = self.program_version
+
+        def checked(tx: Transaction) -> T:
+            in_force = tx.programs.version_in_force(lock=True)
+            if in_force != held:
+                raise ProgramChanged(held, in_force)
+            return work(tx)
+
+        return self.db.run(checked)
+
+    def by_rules_in_force(self, command: Callable[[], T]) -> T:
+        """Run ``command``; when the programme changed since it was loaded, load the
+        version in force and run the command once more, by the new rules."""
+        try:
+            return command()
+        except ProgramChanged:
+            self.forget_program()
+            return command()
 
     @property
     def machine(self) -> StateMachine:
@@ -95,17 +139,21 @@ class Runtime:
     def notifier(self) -> Notifier:
         """Renders the programme's notices for the configured contacts."""
         if self._notifier is None:
-            from peakpilot.notifications.compose import Notifier
-            from peakpilot.notifications.contacts import Contacts, load_contacts
-            from peakpilot.notifications.render import renderer_for
-
-            program = self.program
-            contacts = self._contacts
-            if not isinstance(contacts, Contacts):
-                contacts = Contacts() if contacts is None else load_contacts(contacts, program)
-            renderer = renderer_for(self._templates_dir, self._template_cache_dir)
-            self._notifier = Notifier(program, renderer, contacts)
+            self._notifier = self.notifier_for(self.program)
         return self._notifier
+
+    def notifier_for(self, program: Program) -> Notifier:
+        """A notifier of ``program``: ``init`` checks a programme's templates with one
+        before the programme is stored."""
+        from peakpilot.notifications.compose import Notifier
+        from peakpilot.notifications.contacts import Contacts, load_contacts
+        from peakpilot.notifications.render import renderer_for
+
+        contacts = self._contacts
+        if not isinstance(contacts, Contacts):
+            contacts = Contacts() if contacts is None else load_contacts(contacts, program)
+        renderer = renderer_for(self._templates_dir, self._template_cache_dir)
+        return Notifier(program, renderer, contacts)
 
     # -- actors ---------------------------------------------------------------------------
 
@@ -147,6 +195,7 @@ class Runtime:
                 version=record.version,
                 created_at=record.created_at.astimezone(zone),
                 updated_at=record.updated_at.astimezone(zone),
+                program_version=record.program_version,
             )
             for record in records
         ]

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
 class ProgramRow(SQLModel, table=True):
-    """The programme definition loaded by ``init``; its text is the rules' source."""
+    """The programme in force: its current version, copied here so that every command
+    reads it in one row. Writers read ``version`` first (locking the row on PostgreSQL),
+    so a process still holding an older version never writes by its rules."""
 
     __tablename__ = "programs"
 
@@ -26,6 +37,21 @@ class ProgramRow(SQLModel, table=True):
     # the validated programme as JSON (peakpilot.config.program.Program.to_compiled)
     compiled: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     loaded_at: datetime
+    version: int = Field(sa_column=Column(Integer, nullable=False, server_default="1"))
+
+
+class ProgramVersionRow(SQLModel, table=True):
+    """Every programme text the database has loaded, numbered 1, 2, ... in loading order."""
+
+    __tablename__ = "program_versions"
+
+    version: int = Field(primary_key=True)
+    program_id: str = Field(foreign_key="programs.id", max_length=64)
+    sha256: str = Field(max_length=64)
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    compiled: str = Field(sa_column=Column(Text, nullable=False))
+    loaded_at: datetime
+    actor: str = Field(max_length=64)
 
 
 class BatchRow(SQLModel, table=True):
@@ -79,6 +105,8 @@ class NominationRow(SQLModel, table=True):
     audit_head: str = Field(max_length=64)
     created_at: datetime
     updated_at: datetime
+    # the programme version the nomination last moved under
+    program_version: int = Field(sa_column=Column(Integer, nullable=False, server_default="1"))
 
 
 class AuditRecordRow(SQLModel, table=True):

@@ -173,12 +173,14 @@ class TimerWork:
         *,
         lapse_chunk: int = LAPSE_CHUNK,
         memory: LapseMemory | None = None,
+        program_version: int,
     ) -> None:
         self.tx = tx
         self.notifier = notifier
         self.program = notifier.program
         self.now = now
         self.lapse_chunk = lapse_chunk
+        self.program_version = program_version
         self.memory = LapseMemory() if memory is None else memory
         self.memory.begin()
 
@@ -235,6 +237,7 @@ class TimerWork:
             actor=SYSTEM,
             at=self.now,
             limit=self.lapse_chunk,
+            program_version=self.program_version,
         )
         self.memory.add(batch.id, moved)
         if len(moved) == self.lapse_chunk:

@@ -91,6 +91,27 @@ class Batches:
         )
         return None if row is None else int(row[0])
 
+    def open_quotas(self) -> dict[str, dict[str, int]]:
+        """Every open batch's quotas, province by province (an open batch without any
+        included)."""
+        quotas: dict[str, dict[str, int]] = {}
+        for batch_id, province, quota in self.sql.all(
+            "SELECT b.id, q.province, q.quota FROM batches b "
+            "LEFT JOIN quota_allocations q ON q.batch_id = b.id WHERE b.status = ? "
+            "ORDER BY b.position",
+            (BatchStatus.OPEN.value,),
+        ):
+            places = quotas.setdefault(batch_id, {})
+            if province is not None:
+                places[province] = int(quota)
+        return quotas
+
+    def remove_quota(self, batch_id: str, province: str) -> None:
+        self.sql.execute(
+            "DELETE FROM quota_allocations WHERE batch_id = ? AND province = ?",
+            (batch_id, province),
+        )
+
     def set_quota(self, batch_id: str, province: str, quota: int) -> bool:
         """Give the province ``quota`` places in the batch; whether that changed anything."""
         current = self.quota(batch_id, province)

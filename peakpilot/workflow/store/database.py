@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -101,6 +102,14 @@ class Database:
         self.sql = SqlDialect(engine.dialect)
         self._owned = owned
         self._hooks = hooks or StoreHooks()
+
+    def exists(self) -> bool:
+        """Whether the database is there to read: an SQLite file that does not exist is
+        not (connecting would create it); a server's database is assumed to be."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return True
+        return Path(database).exists()
 
     def close(self) -> None:
         """Dispose of the engine's pool if this Database created the engine."""

@@ -1,5 +1,7 @@
-"""A deadline's lapse as set-based SQL: the nominations of a batch still in the states a
-deadline ends, moved a chunk at a time, each with its audit record.
+"""Moves of many nominations by one system event as set-based SQL: a deadline's lapse
+(the nominations of a batch still in the states a deadline ends) and a programme
+change's migration (those in a state the new version maps elsewhere), moved a chunk at a
+time, each with its audit record.
 
 A chunk is three statements, whatever its size: one locking read, one INSERT of all the
 records, one UPDATE of all the nominations, each given the chunk's rows as one table of
@@ -9,8 +11,9 @@ work (docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from peakpilot.errors import Conflict
 from peakpilot.workflow import audit
@@ -33,6 +36,7 @@ _RECORD_COLUMNS = (
     "at",
     "reason",
     "batch_id",
+    "data",
 )
 
 
@@ -62,24 +66,35 @@ class Lapses:
         actor: str,
         at: datetime,
         limit: int,
+        program_version: int,
+        data: Mapping[str, Any] | None = None,
     ) -> list[Lapsed]:
         """Move up to ``limit`` nominations of the batch that are in ``from_states`` to
-        ``to_state``, one audit record each, and return them (fewer than ``limit``: none
-        was left). Conflict, and nothing of the chunk kept, unless every one moved."""
+        ``to_state``, one audit record each (carrying ``data``), and return them (fewer
+        than ``limit``: none was left). Conflict, and nothing of the chunk kept, unless
+        every one moved."""
         rows = self._lock_in_states(batch_id, tuple(from_states), limit)
         if not rows:
             return []
         if self._after_read is not None:
             self._after_read([row[0] for row in rows])
         record_hash = audit.sweep_hasher(
-            event=event, to_state=to_state, actor=actor, at=at, reason=None, batch_id=batch_id
+            event=event,
+            to_state=to_state,
+            actor=actor,
+            at=at,
+            reason=None,
+            batch_id=batch_id,
+            data=data,
         )
         moves = [
             (row[0], row[2], row[1], row[3], record_hash(row[0], row[2] + 1, row[1], row[3]))
             for row in rows
         ]
-        self._append_records(moves, batch_id, to_state, event=event, actor=actor, at=at)
-        self._advance(moves, batch_id, to_state, event=event, at=at)
+        self._append_records(
+            moves, batch_id, to_state, event=event, actor=actor, at=at, data=audit.data_text(data)
+        )
+        self._advance(moves, batch_id, to_state, event=event, at=at, version=program_version)
         return [(row[0], row[4], row[5], row[6], row[1]) for row in rows]
 
     def _lock_in_states(
@@ -111,11 +126,12 @@ class Lapses:
         event: str,
         actor: str,
         at: datetime,
+        data: str | None,
     ) -> None:
         """The next record of each nomination in ``moves``, in one INSERT: its primary key
         (nomination, seq) refuses a second record of the same version, written by
         anyone."""
-        shared = (event, to_state, actor, self.sql.dialect.time_in(at), None, batch_id)
+        shared = (event, to_state, actor, self.sql.dialect.time_in(at), None, batch_id, data)
         for table, params in self.sql.values_table(
             (
                 ("nomination_id", "text"),
@@ -129,7 +145,7 @@ class Lapses:
             self.sql.execute(
                 f"INSERT INTO audit_records ({', '.join(_RECORD_COLUMNS)}) "
                 "SELECT v.nomination_id, v.seq, v.from_state, v.prev_hash, v.hash, "
-                f"?, ?, ?, ?, ?, ? FROM {table} AS v",
+                f"?, ?, ?, ?, ?, ?, ? FROM {table} AS v",
                 (*shared, *params),
             )
 
@@ -141,6 +157,7 @@ class Lapses:
         *,
         event: str,
         at: datetime,
+        version: int,
     ) -> None:
         """Move the nominations of ``moves`` on to the records just appended, in one
         UPDATE that is their compare-and-set: a nomination moves only if it still has the
@@ -152,9 +169,10 @@ class Lapses:
         ):
             moved += self.sql.execute(
                 "UPDATE nominations SET state = ?, version = v.version + 1, audit_head = v.head, "
-                f"updated_at = ? FROM {table} AS v WHERE nominations.id = v.id "
+                f"updated_at = ?, program_version = ? FROM {table} AS v "
+                "WHERE nominations.id = v.id "
                 "AND nominations.version = v.version AND nominations.state = v.state",
-                (to_state, self.sql.dialect.time_in(at), *params),
+                (to_state, self.sql.dialect.time_in(at), version, *params),
             ).rowcount
         if moved != len(moves):
             raise Conflict(

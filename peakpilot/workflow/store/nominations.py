@@ -29,6 +29,7 @@ COLUMNS = (
     "audit_head",
     "created_at",
     "updated_at",
+    "program_version",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM nominations"
 _WITH_BATCH = (
@@ -39,7 +40,7 @@ _WITH_BATCH = (
 _INSERT = f"INSERT INTO nominations ({', '.join(COLUMNS)}) VALUES ({placeholders(len(COLUMNS))})"
 _MOVE = (
     "UPDATE nominations SET state = ?, version = ?, audit_head = ?, batch_id = ?, "
-    "updated_at = ? WHERE id = ? AND version = ?"
+    "updated_at = ?, program_version = ? WHERE id = ? AND version = ?"
 )
 
 
@@ -58,6 +59,7 @@ class NominationRecord:
     audit_head: str
     created_at: datetime
     updated_at: datetime
+    program_version: int = 1  # the programme version it last moved under
 
 
 class Nominations:
@@ -190,14 +192,25 @@ class Nominations:
             counts.setdefault(province, {})[state] = count
         return counts
 
-    def any_state_outside(self, states: Sequence[str]) -> str | None:
-        """A state some nomination is in that is not one of ``states``, if any."""
-        row = self.sql.one(
-            f"SELECT state FROM nominations WHERE state NOT IN ({placeholders(len(states))}) "
-            "LIMIT 1",
-            tuple(states),
+    def census(self) -> dict[tuple[str, str, str], int]:
+        """How many nominations each batch, province and state holds (a programme change
+        checks what it would strand)."""
+        rows = self.sql.all(
+            "SELECT batch_id, province, state, count(*) FROM nominations "
+            "GROUP BY batch_id, province, state"
         )
-        return None if row is None else str(row[0])
+        return {(batch, province, state): int(count) for batch, province, state, count in rows}
+
+    def in_states(self, states: Sequence[str]) -> builtins.list[tuple[str, str, str]]:
+        """(id, batch, province) of every nomination in ``states``."""
+        return [
+            (str(id_), str(batch), str(province))
+            for id_, batch, province in self.sql.all(
+                "SELECT id, batch_id, province FROM nominations "
+                f"WHERE state IN ({placeholders(len(states))}) ORDER BY id",
+                tuple(states),
+            )
+        ]
 
     # -- changes --------------------------------------------------------------------------
 
@@ -233,6 +246,7 @@ class Nominations:
                     first.hash,
                     time_in(record.created_at),
                     time_in(record.updated_at),
+                    record.program_version,
                 ),
             )
         except UniqueViolation as error:
@@ -254,6 +268,7 @@ class Nominations:
         reason: str | None,
         to_state: str,
         batch_id: str,
+        program_version: int,
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Record ``event`` and move the nomination, if nobody moved it since it was read.
@@ -281,6 +296,7 @@ class Nominations:
                 entry.hash,
                 batch_id,
                 self.sql.dialect.time_in(at),
+                program_version,
                 record.id,
                 record.version,
             ),
@@ -294,7 +310,20 @@ class Nominations:
 
     def _record(self, row: Sequence[Any]) -> NominationRecord:
         time_out = self.sql.dialect.time_out
-        (id_, batch_id, province, kind, name, level, state, version, head, created, updated) = row
+        (
+            id_,
+            batch_id,
+            province,
+            kind,
+            name,
+            level,
+            state,
+            version,
+            head,
+            created,
+            updated,
+            program_version,
+        ) = row
         return NominationRecord(
             id_,
             batch_id,
@@ -307,6 +336,7 @@ class Nominations:
             head,
             time_out(created),
             time_out(updated),
+            program_version,
         )
 
 

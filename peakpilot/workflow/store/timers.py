@@ -72,6 +72,23 @@ class Timers:
             ],
         )
 
+    def missing(self, timers: Sequence[TimerRecord]) -> list[TimerRecord]:
+        """Those of ``timers`` whose key no timer has (pending, done or cancelled)."""
+        if not timers:
+            return []
+        keys = [t.unique_key for t in timers]
+        taken = {
+            key
+            for (key,) in self.sql.all(
+                f"SELECT unique_key FROM timers WHERE unique_key IN ({placeholders(len(keys))})",
+                keys,
+            )
+        }
+        return [t for t in timers if t.unique_key not in taken]
+
+    def cancel(self, timer_id: str, now: datetime) -> None:
+        self._end(timer_id, TimerStatus.CANCELLED, now)
+
     def next_due(self, now: datetime) -> TimerRecord | None:
         """The earliest due pending timer, locked; one another process holds is skipped
         (PostgreSQL; SQLite's write lock already serialises)."""

@@ -1,0 +1,255 @@
+"""Programme versions: loading a programme text, the database's first or a change.
+
+A change is applied in the transaction that checks it, after locking the programme row
+that every writer reads first (:meth:`Runtime.write`): nothing is decided by the old
+rules once the new version is in force, and nothing counted for the check moves before
+it is applied. The version in force is stored as a new numbered version; the
+nominations the migration maps move with a ``migrate`` audit record each (set-based, as
+a deadline's lapse); open batches take the new quotas; the pending timers of open
+batches and pilots follow the new offsets, each timer kept by its unique key, so none is
+doubled and one already done is not made again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from peakpilot.config.program import Program
+from peakpilot.config.program_diff import compare
+from peakpilot.errors import Refused
+from peakpilot.states.program_change import Census, ChangePlan, plan_change
+from peakpilot.vocabulary import SYSTEM, TimerKind
+from peakpilot.workflow.snapshots import ProgramChange, TimerChanges
+from peakpilot.workflow.store.lapses import LAPSE_CHUNK
+from peakpilot.workflow.store.programs import StoredProgram
+from peakpilot.workflow.store.timers import TimerRecord
+from peakpilot.workflow.store.transaction import Transaction
+from peakpilot.workflow.timers import batch_due_at, batch_timers, milestone_timers
+
+MIGRATE_EVENT = "migrate"  # the audit record of a nomination a programme change moved
+
+
+class ChangeRefused(Refused):
+    """A programme change that would strand nominations or places; ``change`` says
+    what it would have done."""
+
+    def __init__(self, change: ProgramChange) -> None:
+        super().__init__(
+            f"programme version {change.to_version} refused: {'; '.join(change.problems)}"
+        )
+        self.change = change
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What loading did, and the programme now in force with its number."""
+
+    change: ProgramChange
+    program: Program
+    version: int
+
+
+def load(
+    tx: Transaction,
+    program: Program,
+    now: datetime,
+    *,
+    actor: str = SYSTEM,
+    mapping: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> Loaded:
+    """Put ``program`` in force (or, with ``dry_run``, only say what that would do)."""
+    stored = tx.programs.stored() if dry_run else tx.programs.lock()
+    if stored is not None and stored.id != program.id:
+        raise Refused(
+            f"the database holds programme {stored.id}; it cannot also hold {program.id}: "
+            "use another database"
+        )
+    if stored is None:
+        version = 1 if dry_run else _create(tx, program, now, actor)
+        outcome = "dry_run" if dry_run else "created"
+        return Loaded(ProgramChange(program.id, outcome, None, version), program, version)
+    if stored.digest == program.digest:
+        if not dry_run:
+            keep(tx, stored, program, now)
+        unchanged = ProgramChange(program.id, "unchanged", stored.version, stored.version)
+        return Loaded(unchanged, program, stored.version)
+    old = Program.from_compiled(stored.compiled) if stored.compiled else None
+    if old is None:  # stored before compiled forms were kept: its text is the truth
+        from peakpilot.config.program import parse_program
+
+        old = parse_program(stored.source, f"programme version {stored.version}")
+    mapping = dict(mapping or {})
+    census = Census(tx.nominations.census(), tx.batches.open_quotas())
+    plan = plan_change(old, program, census, mapping)
+    change = ProgramChange(
+        program.id,
+        "dry_run" if dry_run else "applied",
+        stored.version,
+        tx.programs.next_version(),
+        compare(old, program),
+        plan.moves,
+        plan.quotas,
+        None,
+        plan.problems,
+    )
+    if dry_run:
+        return Loaded(change, old, stored.version)
+    if plan.problems:
+        raise ChangeRefused(change)
+    version = _apply(tx, old, program, census, plan, now, actor, stored.version)
+    return Loaded(
+        ProgramChange(
+            change.program,
+            change.outcome,
+            change.from_version,
+            version,
+            change.differences,
+            change.moves,
+            change.quotas,
+            _rederive_timers(tx, old, program, now),
+        ),
+        program,
+        version,
+    )
+
+
+def keep(tx: Transaction, stored: StoredProgram, program: Program, now: datetime) -> None:
+    """The programme in force stays; one stored before compiled forms or versions were
+    kept gets them, and the first batch is made if it is missing."""
+    compiled = program.to_compiled()
+    if stored.compiled != compiled:
+        tx.programs.recompile(stored, compiled, now)
+    if not tx.batches.exists(program.first_batch.id):
+        _open_first_batch(tx, program, now)
+
+
+def _create(tx: Transaction, program: Program, now: datetime, actor: str) -> int:
+    version = tx.programs.store(
+        program.id,
+        digest=program.digest,
+        source=program.source,
+        compiled=program.to_compiled(),
+        now=now,
+        actor=actor,
+    )
+    _open_first_batch(tx, program, now)
+    return version
+
+
+def _open_first_batch(tx: Transaction, program: Program, now: datetime) -> None:
+    spec = program.first_batch
+    tx.batches.open(
+        spec.id, program_id=program.id, deadline_at=spec.deadline_at, quotas=spec.quotas, now=now
+    )
+    # All its timers, past ones included: a 2023 batch loaded later still does its
+    # deadline work when ticked (a reminder due after the deadline sends nothing).
+    tx.timers.add(batch_timers(program, spec.id, spec.deadline_at, now, skip_past=False))
+
+
+def _apply(
+    tx: Transaction,
+    old: Program,
+    new: Program,
+    census: Census,
+    plan: ChangePlan,
+    now: datetime,
+    actor: str,
+    from_version: int,
+) -> int:
+    version = tx.programs.store(
+        new.id,
+        digest=new.digest,
+        source=new.source,
+        compiled=new.to_compiled(),
+        now=now,
+        actor=actor,
+    )
+    data = {"from_version": from_version, "to_version": version}
+    for move in plan.moves:
+        batches = {b for (b, _, state) in census.counts if state == move.from_state}
+        for batch_id in sorted(batches):
+            moved = LAPSE_CHUNK
+            while moved == LAPSE_CHUNK:  # a full chunk: more may be left
+                moved = len(
+                    tx.lapses.lapse(
+                        batch_id,
+                        (move.from_state,),
+                        move.to_state,
+                        event=MIGRATE_EVENT,
+                        actor=SYSTEM,
+                        at=now,
+                        limit=LAPSE_CHUNK,
+                        program_version=version,
+                        data=data,
+                    )
+                )
+    for quota in plan.quotas:
+        if quota.after is None:
+            tx.batches.remove_quota(quota.batch, quota.province)
+        else:
+            tx.batches.set_quota(quota.batch, quota.province, quota.after)
+    spec = new.first_batch
+    if spec.id in census.open_quotas and spec.deadline_at != old.first_batch.deadline_at:
+        tx.batches.move_deadline(spec.id, spec.deadline_at)
+    return version
+
+
+def _rederive_timers(tx: Transaction, old: Program, new: Program, now: datetime) -> TimerChanges:
+    """The pending timers the new offsets move, cancel or add: the reminders and the
+    deadline of each open batch, and the pilots' milestones. A timer is known by its
+    unique key, so one that exists (pending or done) is never made again."""
+    counts = {"added": 0, "rescheduled": 0, "cancelled": 0}
+    open_batches = tx.batches.open_quotas()
+    for batch_id in open_batches:
+        batch = tx.batches.get(batch_id)
+        for timer in tx.timers.pending(
+            batch=batch_id, kinds=(TimerKind.REMINDER, TimerKind.DEADLINE)
+        ):
+            if timer.kind == TimerKind.REMINDER and (
+                timer.payload["days_before"] not in new.first_batch.reminder_days
+            ):
+                tx.timers.cancel(timer.id, now)
+                counts["cancelled"] += 1
+            elif timer.due_at != batch_due_at(timer, batch.deadline_at):
+                tx.timers.reschedule(timer.id, batch_due_at(timer, batch.deadline_at))
+                counts["rescheduled"] += 1
+        counts["added"] += _add_missing(
+            tx, batch_timers(new, batch_id, batch.deadline_at, now, skip_past=True)
+        )
+    if old.milestones != new.milestones:
+        _rederive_milestones(tx, new, now, counts)
+    return TimerChanges(**counts)
+
+
+def _rederive_milestones(
+    tx: Transaction, new: Program, now: datetime, counts: dict[str, int]
+) -> None:
+    wanted = {m.year: m for m in new.milestones}
+    for timer in tx.timers.pending(kinds=(TimerKind.MILESTONE,)):
+        milestone = wanted.get(timer.payload["year"])
+        if milestone is None:
+            tx.timers.cancel(timer.id, now)
+            counts["cancelled"] += 1
+        elif timer.due_at != milestone.at - milestone.notice_before:
+            tx.timers.reschedule(timer.id, milestone.at - milestone.notice_before)
+            counts["rescheduled"] += 1
+    # a milestone the new version adds, for every pilot still building
+    building = [s for s in new.piloted_states if s not in new.final_states]
+    if not building:
+        return
+    for nomination_id, batch_id, province in tx.nominations.in_states(building):
+        counts["added"] += _add_missing(
+            tx, milestone_timers(new, nomination_id, batch_id, province, now)
+        )
+
+
+def _add_missing(tx: Transaction, timers: list[TimerRecord]) -> int:
+    missing = tx.timers.missing(timers)
+    tx.timers.add(missing)
+    return len(missing)
+
+
+__all__ = ["MIGRATE_EVENT", "ChangeRefused", "Loaded", "keep", "load"]

@@ -16,10 +16,10 @@ Heavy modules (SQLAlchemy, Rich) are imported only by the commands that use them
 
 from __future__ import annotations
 
-from peakpilot.cli import batches, nominations, notices, operations, pilots
+from peakpilot.cli import batches, nominations, notices, operations, pilots, programs
 from peakpilot.cli.app import cli, main
 
-for _module in (nominations, pilots, batches, notices, operations):
+for _module in (nominations, pilots, batches, notices, operations, programs):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

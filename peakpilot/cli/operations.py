@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import click
 
-from peakpilot.cli.app import current_options, current_settings, json_option, open_engine, shown_url
+from peakpilot.cli.app import (
+    as_option,
+    current_options,
+    current_settings,
+    json_option,
+    open_engine,
+    shown_url,
+)
 from peakpilot.cli.batches import board
 from peakpilot.cli.output import emit, rich_console, when
 from peakpilot.errors import NotFound
@@ -16,21 +23,49 @@ from peakpilot.errors import NotFound
     "--program",
     "program_file",
     type=click.Path(dir_okay=False),
-    help="A programme file (default: the shipped 2023 programme).",
+    help="A programme file: the first, or a new version of the one in force "
+    "(default: keep the stored programme; a new database gets the shipped one).",
 )
+@click.option(
+    "--migrate",
+    "migrate_file",
+    type=click.Path(dir_okay=False),
+    help="YAML `states: {old: new}`: where the nominations of states the new version "
+    "removes (or that you move) go.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what loading the programme would change.")
+@as_option("Who loads the programme: ndrc (default: system).", required=False)
 @json_option
-def init(program_file: str | None) -> None:
+def init(
+    program_file: str | None, migrate_file: str | None, dry_run: bool, actor: str | None
+) -> None:
     """Create or upgrade the schema and load the programme (safe to repeat)."""
+    from peakpilot.cli.programs import change_report
+    from peakpilot.vocabulary import SYSTEM
+
+    if (migrate_file or dry_run) and program_file is None:
+        raise click.UsageError("--migrate and --dry-run go with --program FILE")
     engine = open_engine()
-    result = engine.init(program_file)
+    result = engine.init(program_file, migrate=migrate_file, dry_run=dry_run, actor=actor or SYSTEM)
     result["database"] = shown_url(engine)
-    emit(
-        result,
-        lambda: click.echo(
-            f"{'initialised' if result['changed'] else 'up to date'}: {result['database']} "
-            f"(programme {result['program']}, batch {result['batch']})"
-        ),
-    )
+    change = result["change"]
+
+    def human() -> None:
+        if change.outcome in ("applied", "dry_run") and change.from_version is not None:
+            click.echo(change_report(change))
+            if change.outcome == "dry_run":
+                return
+        verb = (
+            "dry run: would initialise"
+            if dry_run
+            else ("initialised" if result["changed"] else "up to date")
+        )
+        click.echo(
+            f"{verb}: {result['database']} (programme {result['program']} version "
+            f"{result['version']}, batch {result['batch']})"
+        )
+
+    emit(result, human)
 
 
 @click.command()

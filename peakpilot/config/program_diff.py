@@ -3,8 +3,9 @@
 Both versions are compared through their compiled form (:mod:`peakpilot.config.compiled`),
 the one description of everything a programme declares, cut into the sections people
 review a change by: states, events, transitions, guards, roles, notice kinds, timers,
-provinces and the other rules. Quotas are not here: what a quota change means depends
-on which batches are still open and what they used, which only the database knows.
+provinces, the first batch's quotas and the other rules. What a quota change does to
+the batches still open, and what they used, only the database knows
+(:mod:`peakpilot.states.program_change`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SECTIONS = (
     "notice_kinds",
     "timers",
     "provinces",
+    "quotas",
     "rules",
 )
 
@@ -81,6 +83,7 @@ def _sections(program: Program) -> dict[str, dict[str, Any]]:
         "notice_kinds": _notice_kinds(compiled),
         "timers": _timers(compiled),
         "provinces": compiled["provinces"],
+        "quotas": compiled["first_batch"]["quotas"],
         "rules": {
             key: compiled[key]
             for key in (

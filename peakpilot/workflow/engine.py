@@ -125,6 +125,11 @@ class Engine:
         """The programme stored in the database (loaded once)."""
         return self._runtime.program
 
+    @property
+    def program_version(self) -> int:
+        """The number of the stored version :attr:`program` is."""
+        return self._runtime.program_version
+
     def init(
         self,
         program: Program | str | Path | None = None,
@@ -169,6 +174,8 @@ class Engine:
                 loaded = load(tx, program or load_program(), now, actor=who, mapping=mapping)
                 change, loaded_program, version = loaded.change, loaded.program, loaded.version
         runtime.use_program(loaded_program, version)
+        if program is None:  # the stored (or shipped) one's, with the operator's overrides
+            runtime.notifier.check_templates()
         return _init_result(
             change, loaded_program.first_batch.id, changed=change.outcome != "unchanged"
         )

@@ -514,6 +514,20 @@ def test_a_withdrawal_from_submitted_says_the_place_is_free_again(
 
 
 @pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ["withdrawn", "sent_back"])
+def test_leaving_expert_review_says_the_place_is_free_again(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    """In the programme's second version a nomination under expert review holds its
+    province's place as a submitted one does, and gives it back when it leaves."""
+    freed = {"zh-CN": "不再占用", "en": "no longer counts against the quota"}[locale]
+    notice = _render(renderer, kind, locale, from_state="expert_review")
+    assert freed in notice.text and freed in notice.html
+    shown = {"zh-CN": "专家评审中", "en": "under expert review"}[locale]
+    assert shown in notice.text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
 def test_a_referral_to_the_experts_says_the_place_stays_taken_and_what_comes_next(
     renderer: Renderer, locale: str
 ) -> None:

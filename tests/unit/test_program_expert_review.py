@@ -1,6 +1,6 @@
 """The second version of the 2023 programme (carbon_peak_2023_expert_review.yaml): it loads
 and validates, and it differs from the shipped first version by the expert review step
-and nothing else."""
+and nothing else; the example migration mappings between the two name real states."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from peakpilot.config.program import Program, Transition, load_program
 from peakpilot.notifications.render import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERT_REVIEW = ROOT / "peakpilot" / "config" / "programs" / "carbon_peak_2023_expert_review.yaml"
+EXAMPLES = ROOT / "docs" / "examples"
 
 # What a row of a programme says about one (event, source state): where it goes, who may
 # fire it, its guards and materials, its notice.
@@ -116,3 +118,28 @@ def test_its_notices_have_their_templates(second: Program) -> None:
 
 def test_it_comes_back_equal_from_its_compiled_form(second: Program) -> None:
     assert Program.from_compiled(second.to_compiled()) == second
+
+
+def _mapping(name: str) -> dict[str, str]:
+    document = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
+    assert isinstance(document, dict) and list(document) == ["states"], document
+    states = document["states"]
+    assert isinstance(states, dict), states
+    return states
+
+
+def test_the_migration_to_expert_review_refers_everything_submitted(
+    first: Program, second: Program
+) -> None:
+    mapping = _mapping("migrate_to_expert_review.yaml")
+    assert mapping == {"submitted": "expert_review"}
+    assert set(mapping) <= set(first.states) and set(mapping.values()) <= set(second.states)
+
+
+def test_the_migration_back_maps_every_state_the_first_version_lacks(
+    first: Program, second: Program
+) -> None:
+    mapping = _mapping("migrate_back_to_2023.yaml")
+    assert mapping == {"expert_review": "submitted"}
+    assert set(mapping) == set(second.states) - set(first.states)
+    assert set(mapping.values()) <= set(first.states)

@@ -54,3 +54,13 @@ def test_confirm_before_the_expert_review_is_refused_then_refer_and_confirm(
     assert doc("fire", n.id, "confirm", "--as", "ndrc", db=db)["state"] == "confirmed"
     kinds = [notice["kind"] for notice in doc("notices", db=db)]
     assert kinds.count("referred_to_experts") == 2  # drc:hebei and gov:hebei
+
+
+def test_init_with_the_second_version_on_a_database_holding_the_first(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'peakpilot.db'}"
+    ok("init", db=db)
+    assert "expert_review" not in ok("diagram", db=db).stdout
+    ok("init", "--program", str(EXPERT_REVIEW), db=db)
+    assert "submitted --> expert_review" in ok("diagram", db=db).stdout
+    ok("init", db=db)  # without --program, the programme in force stays
+    assert "submitted --> expert_review" in ok("diagram", db=db).stdout

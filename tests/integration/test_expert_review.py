@@ -1,7 +1,8 @@
 """The second version of the 2023 programme (carbon_peak_2023_expert_review.yaml) on a
 fresh database initialised with it: a nomination is reviewed by experts before the NDRC
 decides, the referral is notified in both languages, and a nomination under review keeps
-its province's place, at submission and at the deadline.
+its province's place, at submission and at the deadline. And the example mappings of
+docs/examples move a database's nominations from the first version to it and back.
 
 Runs on an SQLite file and on PostgreSQL (where one is available)."""
 
@@ -15,7 +16,9 @@ import pytest
 from peakpilot import Engine, FrozenClock, NotPermitted, Refused
 from peakpilot.errors import InvalidInput
 from tests.conftest import DEADLINE
-from tests.unit.test_program_expert_review import EXPERT_REVIEW
+from tests.unit.test_program_expert_review import EXAMPLES, EXPERT_REVIEW, ROOT
+
+FIRST_VERSION = ROOT / "peakpilot" / "config" / "programs" / "carbon_peak_2023.yaml"
 
 # The province's DRC reads English, its government Chinese (the default), the NDRC English.
 CONTACTS = """
@@ -191,3 +194,25 @@ def test_after_the_deadline_the_ndrc_still_refers_and_decides_and_no_one_under_r
     assert engine.fire(waiting, "refer_to_experts", "ndrc").state == "expert_review"
     assert engine.fire(waiting, "reject", "ndrc", reason="不符合条件").state == "rejected"
     assert engine.fire(reviewed[0], "confirm", "ndrc").state == "confirmed"
+
+
+def test_the_example_mappings_move_submitted_nominations_to_the_experts_and_back(
+    db_url: str, clock: FrozenClock
+) -> None:
+    with Engine(db_url, clock=clock) as engine:
+        engine.init()  # the first version
+        nid = submitted(engine, "唐山市")
+
+        change = engine.change_program(
+            EXPERT_REVIEW, migrate=EXAMPLES / "migrate_to_expert_review.yaml"
+        )
+        assert (change.outcome, change.problems) == ("applied", ())
+        assert engine.get(nid).state == "expert_review"
+        assert engine.history(nid)[-1].event == "migrate"
+
+        with pytest.raises(Refused, match="expert_review"):
+            engine.change_program(FIRST_VERSION)  # the first version has no such state
+        engine.change_program(FIRST_VERSION, migrate=EXAMPLES / "migrate_back_to_2023.yaml")
+        assert engine.get(nid).state == "submitted"
+        assert engine.fire(nid, "confirm", "ndrc").state == "confirmed"  # as version 1 allows
+        assert engine.verify_audit().ok

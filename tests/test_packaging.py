@@ -33,6 +33,7 @@ def test_the_wheel_holds_the_data_files(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
         "peakpilot/config/programs/carbon_peak_2023.yaml",
+        "peakpilot/config/programs/carbon_peak_2023_expert_review.yaml",
         "peakpilot/demo_contacts.yaml",
         "peakpilot/workflow/migrations/env.py",
         "peakpilot/workflow/migrations/script.py.mako",

@@ -87,6 +87,9 @@ def _variations() -> dict[str, tuple[str, Changes]]:
     cases |= {
         "approved-empty-reason": ("approved", {"reason": ""}),
         "withdrawn-from-approved": ("withdrawn", {"from_state": "approved"}),
+        # the programme's second version (carbon_peak_2023_expert_review)
+        "withdrawn-from-expert_review": ("withdrawn", {"from_state": "expert_review"}),
+        "sent_back-from-expert_review": ("sent_back", {"from_state": "expert_review"}),
         "approved-unknown-codes": (
             "approved",
             {"event": "mystery_event", "from_state": "limbo", "to_state": "nowhere"},

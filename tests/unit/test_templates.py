@@ -24,6 +24,7 @@ NOMINATION_KINDS = (
     "approved",
     "sent_back",
     "submitted",
+    "referred_to_experts",  # the second version's expert review (carbon_peak_2023_expert_review)
     "confirmed",
     "rejected",
     "deferred",
@@ -134,6 +135,14 @@ TRANSITIONS = {
     "approved": ("approve", "provincial_approval", "approved", "gov:hebei", "drc:hebei", False),
     "sent_back": ("send_back", "provincial_approval", "drafted", "gov:hebei", "drc:hebei", True),
     "submitted": ("submit", "approved", "submitted", "drc:hebei", "ndrc", False),
+    "referred_to_experts": (
+        "refer_to_experts",
+        "submitted",
+        "expert_review",
+        "ndrc",
+        "gov:hebei",
+        False,
+    ),
     "confirmed": ("confirm", "submitted", "confirmed", "ndrc", "drc:hebei", False),
     "rejected": ("reject", "submitted", "rejected", "ndrc", "gov:hebei", True),
     "deferred": ("defer", "submitted", "follow_up_batch", "ndrc", "drc:hebei", True),
@@ -502,6 +511,43 @@ def test_a_withdrawal_from_submitted_says_the_place_is_free_again(
     assert freed in _render(renderer, "withdrawn", locale).text
     early = _render(renderer, "withdrawn", locale, from_state="approved")
     assert freed not in early.text and freed not in early.html
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", ["withdrawn", "sent_back"])
+def test_leaving_expert_review_says_the_place_is_free_again(
+    renderer: Renderer, kind: str, locale: str
+) -> None:
+    """In the programme's second version a nomination under expert review holds its
+    province's place as a submitted one does, and gives it back when it leaves."""
+    freed = {"zh-CN": "不再占用", "en": "no longer counts against the quota"}[locale]
+    notice = _render(renderer, kind, locale, from_state="expert_review")
+    assert freed in notice.text and freed in notice.html
+    shown = {"zh-CN": "专家评审中", "en": "under expert review"}[locale]
+    assert shown in notice.text
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_referral_to_the_experts_says_the_place_stays_taken_and_what_comes_next(
+    renderer: Renderer, locale: str
+) -> None:
+    notice = _render(renderer, "referred_to_experts", locale)
+    words = {
+        "zh-CN": ["提交专家评审", "继续占用河北省本批次的试点名额", "现阶段无需另行办理"],
+        "en": [
+            "referred for expert review",
+            "continues to count against the quota of Hebei",
+            "No action is required of you",
+        ],
+    }[locale]
+    for phrase in words:
+        assert phrase in notice.text and phrase in notice.html, phrase
+    status = {
+        "zh-CN": "已报送国家发展改革委 → 专家评审中",
+        "en": "submitted to the NDRC → under expert review",
+    }[locale]
+    assert status in notice.text and status in notice.html
+    assert "expert_review" not in notice.text + notice.html  # a label, never the code
 
 
 @pytest.mark.parametrize("locale", LOCALES)

@@ -52,7 +52,7 @@ def runners() -> tuple[Runner, ...]:
     """Every figure's runner, in the order they run. (Imported here, not at the top: the
     client processes of fire_pg_8 are spawned, and a spawned child imports this module
     again, which should cost it nothing.)"""
-    from benchmarks import catchup, cli_startup, daemon, due, fire, lapse, postgres
+    from benchmarks import catchup, cli_startup, daemon, due, fire, lapse, migration, postgres
 
     return (
         Runner(("fire_sqlite_vs_raw", "fire_sqlite_vs_naive"), fire.run_fire_sqlite),
@@ -60,6 +60,8 @@ def runners() -> tuple[Runner, ...]:
         Runner(("fire_pg_8",), postgres.run_fire_pg_8),
         Runner(("lapse_sqlite",), lapse.run_lapse_sqlite),
         Runner(("lapse_pg",), lapse.run_lapse_postgres),
+        Runner(("migration_sqlite",), migration.run_migration_sqlite),
+        Runner(("migration_pg",), migration.run_migration_postgres),
         Runner(("report_catchup_sqlite",), catchup.run_catchup_sqlite),
         Runner(("fire_at_1m",), fire.run_fire_at_scale),
         Runner(cli_startup.FIGURES, cli_startup.run_cli),
@@ -73,6 +75,7 @@ SIZES: tuple[tuple[str, type, float, float, str], ...] = (
     ("fire-seconds", float, 1.0, 0.2, "timed window of a fire contender, per repetition"),
     ("pg-clients", int, 8, 2, "client processes of fire_pg_8"),
     ("lapse-rows", int, 100_000, 300, "nominations lapsed by the tick"),
+    ("migration-rows", int, 100_000, 300, "nominations moved by the programme change"),
     ("scale-rows", int, 1_000_000, 20_000, "nominations stored for fire_at_1m"),
     ("scale-base", int, 1_000, 1_000, "nominations stored for fire_at_1m's baseline"),
     ("board-rows", int, 10_000, 300, "nominations in the database of the cli_* figures"),

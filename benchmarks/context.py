@@ -20,6 +20,7 @@ class Sizes:
     fire_seconds: float  # the timed window of each fire contender, each repetition
     pg_clients: int  # client processes of fire_pg_8
     lapse_rows: int  # nominations lapsed by one tick
+    migration_rows: int  # nominations moved by one programme change
     scale_rows: int  # nominations stored for fire_at_1m
     scale_base: int  # ... and for its baseline
     board_rows: int  # nominations in the database of the cli_* figures

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,18 @@ class PostgresServer:
         with self.admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"{clone}')
         return name
+
+    def clone(self, label: str, template: str) -> str:
+        """A copy of the seeded database ``template``; retried while a straggling
+        connection (autovacuum) still holds the template."""
+        for attempt in range(20):
+            try:
+                return self.create(label, template=template)
+            except Exception as error:
+                if "being accessed by other users" not in str(error) or attempt == 19:
+                    raise
+                time.sleep(0.25)
+        raise AssertionError("unreachable")
 
     def drop(self, name: str) -> None:
         with self.admin.connect() as connection:

@@ -124,6 +124,23 @@ SPECS: dict[str, Spec] = {
             postgres=True,
         ),
         Spec(
+            "migration_sqlite",
+            "Programme change on SQLite: Engine.change_program migrating N nominations",
+            "s",
+            "Engine.change_program",
+            "set-based SQL, one transaction",
+            _ratio("<=", 3.0),
+        ),
+        Spec(
+            "migration_pg",
+            "Programme change on PostgreSQL: Engine.change_program migrating N nominations",
+            "s",
+            "Engine.change_program",
+            "set-based SQL, one transaction",
+            _ratio("<=", 3.0),
+            postgres=True,
+        ),
+        Spec(
             "fire_at_1m",
             "Engine.fire on SQLite with the scale table size stored vs with 1,000",
             "fires/s",

@@ -29,7 +29,6 @@ import psycopg
 from benchmarks import seed
 from benchmarks.context import Context
 from benchmarks.databases import (
-    PostgresServer,
     checkpoint,
     conninfo,
     copy_sqlite,
@@ -157,7 +156,7 @@ def run_lapse_postgres(ctx: Context) -> list[Figure]:
 
         def rep(label: str, work: Callable[[str], float]) -> Callable[[], float]:
             def run() -> float:
-                name = _clone(server, label, template)
+                name = server.clone(label, template)
                 try:
                     return work(server.url(name))
                 finally:
@@ -177,16 +176,3 @@ def run_lapse_postgres(ctx: Context) -> list[Figure]:
             " s",
         )
     return [_figure("lapse_pg", samples, count)]
-
-
-def _clone(server: PostgresServer, label: str, template: str) -> str:
-    """A copy of the seeded database; retried while a straggling connection (autovacuum)
-    still holds the template."""
-    for attempt in range(20):
-        try:
-            return server.create(label, template=template)
-        except Exception as error:
-            if "being accessed by other users" not in str(error) or attempt == 19:
-                raise
-            time.sleep(0.25)
-    raise AssertionError("unreachable")

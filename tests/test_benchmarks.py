@@ -25,6 +25,8 @@ FIGURES = (
     "fire_pg_8",
     "lapse_sqlite",
     "lapse_pg",
+    "migration_sqlite",
+    "migration_pg",
     "report_catchup_sqlite",
     "fire_at_1m",
     "cli_list",

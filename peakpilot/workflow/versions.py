@@ -18,15 +18,15 @@ from datetime import datetime
 
 from peakpilot.config.program import Program
 from peakpilot.config.program_diff import compare
-from peakpilot.errors import Refused
+from peakpilot.errors import Conflict, Refused
 from peakpilot.states.program_change import Census, ChangePlan, plan_change
-from peakpilot.vocabulary import SYSTEM, TimerKind
-from peakpilot.workflow.snapshots import ProgramChange, TimerChanges
+from peakpilot.vocabulary import SYSTEM
+from peakpilot.workflow import timer_changes
+from peakpilot.workflow.snapshots import ProgramChange
 from peakpilot.workflow.store.lapses import LAPSE_CHUNK
 from peakpilot.workflow.store.programs import StoredProgram
-from peakpilot.workflow.store.timers import TimerRecord
 from peakpilot.workflow.store.transaction import Transaction
-from peakpilot.workflow.timers import batch_due_at, batch_timers, milestone_timers
+from peakpilot.workflow.timers import batch_timers
 
 MIGRATE_EVENT = "migrate"  # the audit record of a nomination a programme change moved
 
@@ -109,7 +109,7 @@ def load(
             change.differences,
             change.moves,
             change.quotas,
-            _rederive_timers(tx, old, program, now),
+            timer_changes.follow(tx, old, program, now),
         ),
         program,
         version,
@@ -169,10 +169,12 @@ def _apply(
     )
     data = {"from_version": from_version, "to_version": version}
     for move in plan.moves:
-        batches = {b for (b, _, state) in census.counts if state == move.from_state}
-        for batch_id in sorted(batches):
-            moved = LAPSE_CHUNK
-            while moved == LAPSE_CHUNK:  # a full chunk: more may be left
+        left: dict[str, int] = {}
+        for (batch_id, _, state), count in census.counts.items():
+            if state == move.from_state:
+                left[batch_id] = left.get(batch_id, 0) + count
+        for batch_id, count in sorted(left.items()):
+            while count > 0:  # the census was taken under the lock: nothing else moves them
                 moved = len(
                     tx.lapses.lapse(
                         batch_id,
@@ -181,11 +183,17 @@ def _apply(
                         event=MIGRATE_EVENT,
                         actor=SYSTEM,
                         at=now,
-                        limit=LAPSE_CHUNK,
+                        limit=min(count, LAPSE_CHUNK),
                         program_version=version,
                         data=data,
                     )
                 )
+                if not moved:
+                    raise Conflict(
+                        f"nominations of batch {batch_id} left {move.from_state} while the "
+                        "programme change moved them: nothing was changed; try again"
+                    )
+                count -= moved
     for quota in plan.quotas:
         if quota.after is None:
             tx.batches.remove_quota(quota.batch, quota.province)
@@ -195,61 +203,6 @@ def _apply(
     if spec.id in census.open_quotas and spec.deadline_at != old.first_batch.deadline_at:
         tx.batches.move_deadline(spec.id, spec.deadline_at)
     return version
-
-
-def _rederive_timers(tx: Transaction, old: Program, new: Program, now: datetime) -> TimerChanges:
-    """The pending timers the new offsets move, cancel or add: the reminders and the
-    deadline of each open batch, and the pilots' milestones. A timer is known by its
-    unique key, so one that exists (pending or done) is never made again."""
-    counts = {"added": 0, "rescheduled": 0, "cancelled": 0}
-    open_batches = tx.batches.open_quotas()
-    for batch_id in open_batches:
-        batch = tx.batches.get(batch_id)
-        for timer in tx.timers.pending(
-            batch=batch_id, kinds=(TimerKind.REMINDER, TimerKind.DEADLINE)
-        ):
-            if timer.kind == TimerKind.REMINDER and (
-                timer.payload["days_before"] not in new.first_batch.reminder_days
-            ):
-                tx.timers.cancel(timer.id, now)
-                counts["cancelled"] += 1
-            elif timer.due_at != batch_due_at(timer, batch.deadline_at):
-                tx.timers.reschedule(timer.id, batch_due_at(timer, batch.deadline_at))
-                counts["rescheduled"] += 1
-        counts["added"] += _add_missing(
-            tx, batch_timers(new, batch_id, batch.deadline_at, now, skip_past=True)
-        )
-    if old.milestones != new.milestones:
-        _rederive_milestones(tx, new, now, counts)
-    return TimerChanges(**counts)
-
-
-def _rederive_milestones(
-    tx: Transaction, new: Program, now: datetime, counts: dict[str, int]
-) -> None:
-    wanted = {m.year: m for m in new.milestones}
-    for timer in tx.timers.pending(kinds=(TimerKind.MILESTONE,)):
-        milestone = wanted.get(timer.payload["year"])
-        if milestone is None:
-            tx.timers.cancel(timer.id, now)
-            counts["cancelled"] += 1
-        elif timer.due_at != milestone.at - milestone.notice_before:
-            tx.timers.reschedule(timer.id, milestone.at - milestone.notice_before)
-            counts["rescheduled"] += 1
-    # a milestone the new version adds, for every pilot still building
-    building = [s for s in new.piloted_states if s not in new.final_states]
-    if not building:
-        return
-    for nomination_id, batch_id, province in tx.nominations.in_states(building):
-        counts["added"] += _add_missing(
-            tx, milestone_timers(new, nomination_id, batch_id, province, now)
-        )
-
-
-def _add_missing(tx: Transaction, timers: list[TimerRecord]) -> int:
-    missing = tx.timers.missing(timers)
-    tx.timers.add(missing)
-    return len(missing)
 
 
 __all__ = ["MIGRATE_EVENT", "ChangeRefused", "Loaded", "keep", "load"]

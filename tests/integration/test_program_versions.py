@@ -277,3 +277,89 @@ def test_a_writer_with_the_old_version_is_stopped_before_it_writes(engine: Engin
     with pytest.raises(ProgramChanged, match="from version 1 to 2"):
         runtime.write(lambda tx: tx.nominations.get(nomination))
     assert rows(engine) == before
+
+
+def pilot_timer(**settings: Any) -> Any:
+    """Change settings of a construction-years family: ``plan={...}`` and the like."""
+
+    def change(document: dict[str, Any]) -> None:
+        for family, values in settings.items():
+            document["pilot_timers"][family].update(values)
+
+    return change
+
+
+def due_times(engine: Engine, nomination: str | None, *kinds: str) -> list[tuple[str, Any]]:
+    return sorted(
+        (t.kind, t.due_at)
+        for t in engine.timers()
+        if t.kind in kinds and (nomination is None or t.nomination == nomination)
+    )
+
+
+def test_a_pilots_plan_timers_follow_new_offsets(engine: Engine, clock: FrozenClock) -> None:
+    from tests.construction_helpers import confirmed
+
+    pilot = confirmed(engine).id
+    [due_before] = [t.due_at for t in engine.timers() if t.kind == "plan_due"]
+    clock.set(due_before - timedelta(days=29))
+    engine.tick()  # the 30-day reminder is sent
+    sent = [n.id for n in engine.notices() if n.kind == "plan_reminder"]
+    assert sent
+    change = engine.change_program(
+        edited(pilot_timer(plan={"plan_due_days": 110, "reminder_days": [30, 14]}))
+    )
+    due_after = due_before - timedelta(days=10)
+    assert due_times(engine, pilot, "plan_due", "plan_reminder") == [
+        ("plan_due", due_after),
+        ("plan_reminder", due_after - timedelta(days=14)),
+    ]
+    assert change.timers is not None
+    # the 7-day reminder cancelled, the 14-day one added, the due day moved; the 30-day
+    # reminder was sent already and is not made again
+    assert (change.timers.cancelled, change.timers.added) == (1, 1)
+    assert change.timers.rescheduled >= 1
+    clock.set(due_after - timedelta(days=14))
+    engine.tick()
+    clock.set(due_after)
+    engine.tick()
+    kinds = [n.kind for n in engine.notices() if n.nomination == pilot]
+    assert kinds.count("plan_reminder") == len(sent) * 2  # 30-day (before), 14-day (after)
+    assert "plan_overdue" in kinds
+
+
+def test_report_rounds_follow_a_new_due_day_and_last_year(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    from tests.construction_helpers import in_construction
+
+    in_construction(engine)
+    rounds = due_times(engine, None, "report_due")
+    assert rounds and rounds[-1][1].year == 2030
+    change = engine.change_program(
+        edited(pilot_timer(progress_report={"progress_report_due": "03-31", "last_year": 2028}))
+    )
+    after = due_times(engine, None, "report_due")
+    assert [(due.year, due.month, due.day) for _, due in after] == [
+        (year, 4, 1)
+        for year in range(2024, 2029)  # the end of 31 March, for 2023..2027
+    ]
+    assert change.timers is not None and change.timers.cancelled >= 2
+    longer = engine.change_program(
+        edited(pilot_timer(progress_report={"progress_report_due": "03-31", "last_year": 2030}))
+    )
+    assert [d.year for _, d in due_times(engine, None, "report_due")] == list(range(2024, 2031))
+    assert longer.timers is not None and longer.timers.added >= 2
+
+
+def test_milestones_follow_a_new_date(engine: Engine) -> None:
+    from tests.construction_helpers import confirmed
+
+    pilot = confirmed(engine).id
+
+    def later(document: dict[str, Any]) -> None:
+        document["milestones"][0]["at"] = "2026-06-30T00:00:00+08:00"
+
+    engine.change_program(edited(later))
+    [first, _] = due_times(engine, pilot, "milestone")
+    assert first[1].date().isoformat() == "2026-05-05"  # 56 days before 30 June 2026

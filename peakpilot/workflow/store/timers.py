@@ -72,19 +72,29 @@ class Timers:
             ],
         )
 
-    def missing(self, timers: Sequence[TimerRecord]) -> list[TimerRecord]:
-        """Those of ``timers`` whose key no timer has (pending, done or cancelled)."""
+    def add_missing(self, timers: Sequence[TimerRecord]) -> int:
+        """Insert those of ``timers`` whose key no timer has, and put back in force those
+        whose timer was cancelled (as ``timers`` gives them); a pending or done timer
+        of the key stays as it is. Returns how many were added or put back."""
         if not timers:
-            return []
+            return 0
         keys = [t.unique_key for t in timers]
-        taken = {
-            key
-            for (key,) in self.sql.all(
-                f"SELECT unique_key FROM timers WHERE unique_key IN ({placeholders(len(keys))})",
+        status: dict[str, str] = dict(
+            self.sql.all(  # type: ignore[arg-type]
+                f"SELECT unique_key, status FROM timers "
+                f"WHERE unique_key IN ({placeholders(len(keys))})",
                 keys,
             )
-        }
-        return [t for t in timers if t.unique_key not in taken]
+        )
+        self.add([t for t in timers if t.unique_key not in status])
+        time_in = self.sql.dialect.time_in
+        revived = [t for t in timers if status.get(t.unique_key) == TimerStatus.CANCELLED.value]
+        self.sql.execute_many(
+            "UPDATE timers SET status = ?, done_at = NULL, due_at = ?, payload = ? "
+            "WHERE unique_key = ?",
+            [(_PENDING, time_in(t.due_at), json.dumps(t.payload), t.unique_key) for t in revived],
+        )
+        return len(timers) - len(status) + len(revived)
 
     def cancel(self, timer_id: str, now: datetime) -> None:
         self._end(timer_id, TimerStatus.CANCELLED, now)
@@ -184,11 +194,21 @@ class Timers:
         row = self.sql.one("SELECT min(due_at) FROM timers WHERE status = ?", (_PENDING,))
         return None if row is None else self.sql.dialect.maybe_time_out(row[0])
 
-    def reschedule(self, timer_id: str, due_at: datetime) -> None:
-        self.sql.execute(
-            "UPDATE timers SET due_at = ? WHERE id = ?",
-            (self.sql.dialect.time_in(due_at), timer_id),
-        )
+    def reschedule(
+        self, timer_id: str, due_at: datetime, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Move a timer to ``due_at`` (and replace its payload, when given: a reminder's
+        carries the day it reminds of)."""
+        if payload is None:
+            self.sql.execute(
+                "UPDATE timers SET due_at = ? WHERE id = ?",
+                (self.sql.dialect.time_in(due_at), timer_id),
+            )
+        else:
+            self.sql.execute(
+                "UPDATE timers SET due_at = ?, payload = ? WHERE id = ?",
+                (self.sql.dialect.time_in(due_at), json.dumps(payload), timer_id),
+            )
 
     def _record(self, row: Sequence[Any]) -> TimerRecord:
         time_out = self.sql.dialect.time_out

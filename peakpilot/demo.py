@@ -1,5 +1,6 @@
 """The 2023 first batch, replayed on a simulated clock through the public Engine API, and
-its pilots' construction years to 2030 (:mod:`peakpilot.demo_construction`).
+its pilots' construction years to 2030 (:mod:`peakpilot.demo_construction`), with a
+programme change in 2024 (:mod:`peakpilot.demo_versions`).
 
 It is both a tour for a new reader (``peakpilot demo``: the narration's Rich markup is
 the command line's) and a smoke test: every event of the programme is played at least
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from peakpilot.demo_construction import Construction
+from peakpilot.demo_versions import ExpertReview
 from peakpilot.errors import NotFound, PeakpilotError, Refused
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ CANDIDATES = (
     Candidate("ordos", "inner_mongolia", "city", "鄂尔多斯市", "prefecture"),
     Candidate("huzhou", "zhejiang", "city", "湖州市", "prefecture"),  # never reported in time
 )
+# nominated in the follow-up batch, under the programme's second version
+LATER_CANDIDATES = (Candidate("foshan", "guangdong", "city", "佛山市", "prefecture"),)
 
 
 def run_demo(
@@ -324,13 +328,19 @@ class _Story:
         self.fire("huzhou", "submit", "drc:zhejiang")
         construction.revocation()
 
+        self.at(4, 15, year=2024)
+        expert_review = ExpertReview(self)
+        expert_review.load()
+        self.at(4, 22, year=2024)
+        expert_review.refer()
+
         self.at(6, 16, hour=0, year=2024)
         self.say("Two weeks before the follow-up batch's deadline.")
         self.tick()
         self.at(6, 30, hour=0, year=2024)
         self.say("The follow-up batch's deadline: Suzhou Industrial Park was not reported.")
         self.tick()
-        self.fire("huzhou", "confirm", "ndrc")
+        expert_review.decide()
         construction.building()
 
         self.at(11, 5, hour=0, year=2025)
@@ -342,8 +352,11 @@ class _Story:
         report = engine.verify_audit()
         self.say(f"\nAudit trail: {report.records} records, {'intact' if report.ok else 'BROKEN'}")
 
+    def candidate(self, key: str) -> Candidate:
+        return next(c for c in (*CANDIDATES, *LATER_CANDIDATES) if c.key == key)
+
     def province(self, key: str) -> str:
-        return next(c.province for c in CANDIDATES if c.key == key)
+        return self.candidate(key).province
 
     def name(self, key: str) -> str:
-        return next(c.name for c in CANDIDATES if c.key == key)
+        return self.candidate(key).name

@@ -912,6 +912,9 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
         "accept_rectification",
         "complete",
         "revoke",
+        # the programme's second version (issue 12): a migration and its new event
+        "migrate",
+        "refer_to_experts",
     }
     notices = doc("notices", db=url, now=None)
     assert {n["status"] for n in notices} == {"sent"}
@@ -942,8 +945,11 @@ def test_demo_into_a_fresh_database(tmp_path: Path) -> None:
         "rectification_reminder",
         "rectification_accepted",
         "revoked",
+        "referred_to_experts",
     }
     assert {n["locale"] for n in notices} == {"zh-CN", "en"}
+    versions = doc("program", "versions", db=url, now=None)
+    assert [(v["version"], v["actor"]) for v in versions] == [(1, "system"), (2, "ndrc")]
 
     rows = db_rows(url)
     fails(5, "demo", db=url, now=None)

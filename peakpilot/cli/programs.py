@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -24,9 +26,10 @@ _OUTCOMES = {
 }
 
 
-def change_report(change: ProgramChange) -> str:
+def change_report(change: ProgramChange, width: int | None = None) -> str:
     """A programme change for people: what each section gains, loses and changes, what
-    moves, which quotas change, what happened to the timers, and what is unsafe."""
+    moves, which quotas change, what happened to the timers, and what is unsafe; each
+    item wrapped to ``width`` (the terminal's, by default) under its own indent."""
     head = _OUTCOMES[change.outcome].format(frm=change.from_version, to=change.to_version)
     lines = [f"programme {change.program}: {head}"]
     section = None
@@ -37,7 +40,9 @@ def change_report(change: ProgramChange) -> str:
         mark = _MARKS[difference.change]
         lines.append(f"  {mark} {difference.item}{_values(difference.before, difference.after)}")
     if change.moves:
-        lines.append("nominations moved:")
+        lines.append(
+            "nominations that would move:" if change.outcome == "dry_run" else "nominations moved:"
+        )
         lines += [f"  {m.from_state} -> {m.to_state}: {m.nominations}" for m in change.moves]
     if change.quotas:
         lines.append("open batches' quotas:")
@@ -56,22 +61,52 @@ def change_report(change: ProgramChange) -> str:
     if change.problems:
         lines.append("refused unless fixed:" if change.outcome == "dry_run" else "problems:")
         lines += [f"  ! {problem}" for problem in change.problems]
-    return "\n".join(lines)
+    width = width or shutil.get_terminal_size().columns
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent="      ", break_on_hyphens=False)
+        for line in lines
+    )
 
 
 def _values(before: Any, after: Any) -> str:
     if before is None and after is None:
         return ""
     if before is None:
-        return f": {_short(after)}"
+        return f": {_describe(after)}"
     if after is None:
-        return f" (was {_short(before)})"
-    return f": {_short(before)} -> {_short(after)}"
+        return f" (was {_describe(before)})"
+    if _is_list(before) and _is_list(after):  # a list of names: what it gains and loses
+        gains = [f"+{x}" for x in after if x not in before]
+        losses = [f"-{x}" for x in before if x not in after]
+        if gains or losses:
+            return ": " + " ".join([*gains, *losses])
+    return f": {_describe(before)} -> {_describe(after)}"
 
 
-def _short(value: Any) -> str:
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _describe(value: Any) -> str:
+    """A value of the change report as a clerk reads it: a transition as a sentence
+    (``to confirmed, by ndrc, if reason_given, notice confirmed to drc, gov``), a list
+    of names comma-separated, anything else as compact JSON."""
     if isinstance(value, str):
         return value
+    if _is_list(value):
+        return ", ".join(value) or "none"
+    if isinstance(value, dict) and {"to", "who", "guards"} <= set(value):
+        parts = [f"to {value['to'] or '(the same state)'}", f"by {', '.join(value['who'])}"]
+        if value["guards"]:
+            parts.append(f"if {', '.join(value['guards'])}")
+        if value.get("notice"):
+            notice = value["notice"]
+            parts.append(f"notice {notice['kind']} to {', '.join(notice['to'])}")
+        if value.get("data"):
+            parts.append(f"data {', '.join(value['data'])}")
+        if value.get("needs_material"):
+            parts.append(f"needs {value['needs_material']['kind']}")
+        return ", ".join(parts)
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 

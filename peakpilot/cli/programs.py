@@ -14,7 +14,7 @@ from peakpilot.cli.app import json_option, open_engine
 from peakpilot.cli.output import emit, rich_console, when
 
 if TYPE_CHECKING:
-    from peakpilot.workflow.snapshots import ProgramChange
+    from peakpilot.workflow.change_report import ProgramChange
 
 _MARKS = {"added": "+", "removed": "-", "changed": "~"}
 _OUTCOMES = {

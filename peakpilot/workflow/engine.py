@@ -42,7 +42,6 @@ from peakpilot.workflow.snapshots import (
     Notice,
     NoticeDetail,
     Pilot,
-    ProgramChange,
     ProgramVersion,
     TickReport,
     Timer,
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
     from peakpilot.notifications.channels import Channel
     from peakpilot.notifications.contacts import Contacts
     from peakpilot.workflow.attachments import Attachments
+    from peakpilot.workflow.change_report import ProgramChange
     from peakpilot.workflow.commands import Commands
     from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
@@ -147,6 +147,7 @@ class Engine:
         ``migrate``, ``dry_run`` and ``actor`` these are). Returns what was done, with
         the change under ``change``.
         """
+        from peakpilot.workflow.change_report import ProgramChange
         from peakpilot.workflow.migrations import upgrade_to_head
         from peakpilot.workflow.versions import keep, load
 
@@ -243,6 +244,7 @@ class Engine:
     ) -> ProgramChange:
         """What loading ``program`` would do, read in a transaction that writes nothing
         (a database that was never initialised is not created)."""
+        from peakpilot.workflow.change_report import ProgramChange
         from peakpilot.workflow.versions import load
 
         db = self._runtime.db

@@ -8,6 +8,7 @@ frozen copy. Reads are scoped like writes: a provincial actor sees its own provi
 from __future__ import annotations
 
 import builtins
+from typing import TYPE_CHECKING
 
 from peakpilot.errors import InvalidInput, NotFound
 from peakpilot.states.actors import Actor
@@ -23,12 +24,14 @@ from peakpilot.workflow.snapshots import (
     NominationDetail,
     Notice,
     NoticeDetail,
-    ProgramChange,
     ProgramVersion,
     ProvinceBoard,
     Timer,
 )
 from peakpilot.workflow.store.transaction import Transaction
+
+if TYPE_CHECKING:
+    from peakpilot.workflow.change_report import ProgramChange
 
 
 class Queries:
@@ -193,6 +196,7 @@ class Queries:
     def program_diff(self, from_version: int, to_version: int) -> ProgramChange:
         from peakpilot.config.program import Program
         from peakpilot.config.program_diff import compare
+        from peakpilot.workflow.change_report import ProgramChange
 
         def read(tx: Transaction) -> tuple[str, str]:
             return tx.programs.text(from_version)[1], tx.programs.text(to_version)[1]

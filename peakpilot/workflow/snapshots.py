@@ -14,9 +14,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from peakpilot.config.program_diff import Difference
-from peakpilot.states.program_change import QuotaChange, StateMove
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Nomination:
@@ -128,33 +125,6 @@ class ProgramVersion:
     sha256: str
     loaded_at: datetime
     actor: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TimerChanges:
-    """What a programme change did to the pending timers (none doubled, none lost)."""
-
-    added: int = 0
-    rescheduled: int = 0
-    cancelled: int = 0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ProgramChange:
-    """Loading a programme text: ``outcome`` is ``created`` (the database's first),
-    ``unchanged`` (the text in force), ``applied`` (a new version) or ``dry_run`` (what
-    applying it would do; nothing written). ``problems`` name what makes it unsafe: a
-    change with problems is refused unless it is a dry run."""
-
-    program: str
-    outcome: str
-    from_version: int | None
-    to_version: int
-    differences: tuple[Difference, ...] = ()
-    moves: tuple[StateMove, ...] = ()
-    quotas: tuple[QuotaChange, ...] = ()
-    timers: TimerChanges | None = None  # None: not worked out (a dry run)
-    problems: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

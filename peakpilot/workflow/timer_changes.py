@@ -24,8 +24,8 @@ from peakpilot.config.construction import PlanTimers, RectificationTimers, Repor
 from peakpilot.config.program import Program
 from peakpilot.vocabulary import TimerKind
 from peakpilot.workflow import pilot_timers
+from peakpilot.workflow.change_report import TimerChanges
 from peakpilot.workflow.ids import new_id
-from peakpilot.workflow.snapshots import TimerChanges
 from peakpilot.workflow.store.timers import TimerRecord
 from peakpilot.workflow.store.transaction import Transaction
 from peakpilot.workflow.timers import batch_due_at, batch_timers, milestone_timers

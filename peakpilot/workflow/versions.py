@@ -22,7 +22,7 @@ from peakpilot.errors import Conflict, Refused
 from peakpilot.states.program_change import Census, ChangePlan, plan_change
 from peakpilot.vocabulary import SYSTEM
 from peakpilot.workflow import timer_changes
-from peakpilot.workflow.snapshots import ProgramChange
+from peakpilot.workflow.change_report import ProgramChange
 from peakpilot.workflow.store.lapses import LAPSE_CHUNK
 from peakpilot.workflow.store.programs import StoredProgram
 from peakpilot.workflow.store.transaction import Transaction

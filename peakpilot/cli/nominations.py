@@ -90,6 +90,7 @@ def show(nomination_id: str, actor: str | None) -> None:
             ("batch", n.batch),
             ("state", n.state),
             ("version", str(n.version)),
+            ("programme", f"version {n.program_version}"),
             ("can fire", ", ".join(detail.allowed_events) or "-"),
         ):
             fields.add_row(Text(label, style="bold"), value)

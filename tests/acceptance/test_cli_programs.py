@@ -91,6 +91,7 @@ def test_a_change_from_dry_run_to_refusal_to_migration(
     shown = doc("show", ids[0], db=db)
     assert (shown["state"], shown["program_version"]) == ("provincial_approval", 2)
     assert shown["history"][-1]["event"] == "migrate"
+    assert "programme  version 2" in ok("show", ids[0], db=db).stdout
     versions = doc("program", "versions", db=db)
     assert [(v["version"], v["actor"]) for v in versions] == [(1, "system"), (2, "ndrc")]
     assert set(versions[0]) == {"version", "sha256", "loaded_at", "actor"}

@@ -236,6 +236,20 @@ def parse_program(source: str, where: str = "<programme>") -> Program:
     return program_file.parse(source, where)
 
 
+def rebuild_program(source: str, compiled: str | None, where: str) -> Program:
+    """A stored programme: rebuilt from its compiled form when this peakpilot reads that
+    form, else validated again from its text (a programme stored before compiled forms
+    were kept, or in the format of an older peakpilot)."""
+    from peakpilot.errors import ConfigError
+
+    if compiled is not None:
+        try:
+            return Program.from_compiled(compiled)
+        except ConfigError:
+            pass
+    return parse_program(source, where)
+
+
 __all__ = [
     "BatchSpec",
     "Kind",
@@ -249,4 +263,5 @@ __all__ = [
     "Transition",
     "load_program",
     "parse_program",
+    "rebuild_program",
 ]

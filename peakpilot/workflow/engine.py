@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from peakpilot.clock import Clock, SystemClock
-from peakpilot.config.program import Program, load_program, parse_program
+from peakpilot.config.program import Program, load_program, parse_program, rebuild_program
 from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES
 from peakpilot.errors import NotFound, NotPermitted
 from peakpilot.states.actors import Actor
@@ -166,9 +166,10 @@ class Engine:
         with runtime.db.schema_transaction() as (connection, tx):
             upgrade_to_head(connection)
             stored = tx.programs.lock()
+            repaired = False
             if program is None and stored is not None:
                 kept = _stored_program(stored)
-                keep(tx, stored, kept, now)
+                repaired = keep(tx, stored, kept, now)
                 loaded_program, version = kept, stored.version
                 change = ProgramChange(kept.id, "unchanged", version, version)
             else:
@@ -177,9 +178,8 @@ class Engine:
         runtime.use_program(loaded_program, version)
         if program is None:  # the stored (or shipped) one's, with the operator's overrides
             runtime.notifier.check_templates()
-        return _init_result(
-            change, loaded_program.first_batch.id, changed=change.outcome != "unchanged"
-        )
+        changed = repaired or change.outcome != "unchanged"
+        return _init_result(change, loaded_program.first_batch.id, changed=changed)
 
     def change_program(
         self,
@@ -199,7 +199,6 @@ class Engine:
         problems included, and nothing is written. The same text as the one in force
         changes nothing (``outcome`` ``unchanged``).
         """
-        from peakpilot.config.program import parse_program
 
         if isinstance(text, str):
             text = parse_program(text, "the programme text")
@@ -519,9 +518,7 @@ def _migration(migrate: Mapping[str, str] | str | Path | None) -> dict[str, str]
 
 
 def _stored_program(stored: StoredProgram) -> Program:
-    if stored.compiled is not None:
-        return Program.from_compiled(stored.compiled)
-    return parse_program(stored.source, f"programme version {stored.version}")
+    return rebuild_program(stored.source, stored.compiled, f"programme version {stored.version}")
 
 
 def _init_result(change: ProgramChange, batch: str, *, changed: bool) -> dict[str, Any]:

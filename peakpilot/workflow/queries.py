@@ -194,15 +194,18 @@ class Queries:
         return self.rt.db.run(read, write=False)
 
     def program_diff(self, from_version: int, to_version: int) -> ProgramChange:
-        from peakpilot.config.program import Program
+        from peakpilot.config.program import rebuild_program
         from peakpilot.config.program_diff import compare
         from peakpilot.workflow.change_report import ProgramChange
 
-        def read(tx: Transaction) -> tuple[str, str]:
-            return tx.programs.text(from_version)[1], tx.programs.text(to_version)[1]
+        def read(tx: Transaction) -> tuple[tuple[str, str], tuple[str, str]]:
+            return tx.programs.text(from_version), tx.programs.text(to_version)
 
         old, new = self.rt.db.run(read, write=False)
-        differences = compare(Program.from_compiled(old), Program.from_compiled(new))
+        differences = compare(
+            rebuild_program(*old, f"programme version {from_version}"),
+            rebuild_program(*new, f"programme version {to_version}"),
+        )
         program = self.rt.program.id
         return ProgramChange(program, "diff", from_version, to_version, differences)
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from peakpilot.config.program import Program
+from peakpilot.config.program import Program, rebuild_program
 from peakpilot.config.program_diff import compare
 from peakpilot.errors import Conflict, Refused
 from peakpilot.states.program_change import Census, ChangePlan, plan_change
@@ -76,11 +76,7 @@ def load(
             keep(tx, stored, program, now)
         unchanged = ProgramChange(program.id, "unchanged", stored.version, stored.version)
         return Loaded(unchanged, program, stored.version)
-    old = Program.from_compiled(stored.compiled) if stored.compiled else None
-    if old is None:  # stored before compiled forms were kept: its text is the truth
-        from peakpilot.config.program import parse_program
-
-        old = parse_program(stored.source, f"programme version {stored.version}")
+    old = rebuild_program(stored.source, stored.compiled, f"programme version {stored.version}")
     mapping = dict(mapping or {})
     census = Census(tx.nominations.census(), tx.batches.open_quotas())
     plan = plan_change(old, program, census, mapping)
@@ -116,14 +112,18 @@ def load(
     )
 
 
-def keep(tx: Transaction, stored: StoredProgram, program: Program, now: datetime) -> None:
+def keep(tx: Transaction, stored: StoredProgram, program: Program, now: datetime) -> bool:
     """The programme in force stays; one stored before compiled forms or versions were
-    kept gets them, and the first batch is made if it is missing."""
+    kept gets them, and the first batch is made if it is missing. Returns whether
+    anything was written."""
     compiled = program.to_compiled()
-    if stored.compiled != compiled:
+    recompiled = stored.compiled != compiled
+    if recompiled:
         tx.programs.recompile(stored, compiled, now)
-    if not tx.batches.exists(program.first_batch.id):
-        _open_first_batch(tx, program, now)
+    if tx.batches.exists(program.first_batch.id):
+        return recompiled
+    _open_first_batch(tx, program, now)
+    return True
 
 
 def _create(tx: Transaction, program: Program, now: datetime, actor: str) -> int:

@@ -74,3 +74,56 @@ def test_a_database_holds_one_programme(db_url: str, clock: FrozenClock, tmp_pat
         engine.init()
         with pytest.raises(Refused, match="holds programme carbon_peak_2023"):
             engine.init(other)
+
+
+def test_a_database_of_schema_0007_gets_its_programme_as_version_1(
+    db_url: str, clock: FrozenClock
+) -> None:
+    """The programme a database held before versions were kept is its version 1, and its
+    nominations moved under version 1."""
+    from alembic import command
+
+    from peakpilot.config.program import load_program
+    from peakpilot.workflow.migrations import alembic_config
+
+    program = load_program()
+    with Engine(db_url, clock=clock) as engine:
+        with engine.database.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0007")
+            connection.execute(
+                sa.text(
+                    "INSERT INTO programs (id, digest, source, compiled, loaded_at) "
+                    "VALUES (:id, :digest, :source, :compiled, :at)"
+                ),
+                {
+                    "id": program.id,
+                    "digest": program.digest,
+                    "source": program.source,
+                    "compiled": program.to_compiled(),
+                    "at": "2023-10-01 00:00:00.000000",
+                },
+            )
+        result = engine.init()
+        assert (result["version"], result["changed"]) == (1, True)  # the batch was missing
+        [version] = engine.program_versions()
+        assert (version.version, version.sha256, version.actor) == (1, program.digest, "system")
+        n = engine.nominate(
+            "drc:hebei", province="hebei", kind="city", name="唐山市", level="prefecture"
+        )
+        assert n.program_version == 1
+
+
+def test_a_compiled_form_of_an_older_peakpilot_is_read_from_its_text(engine: Engine) -> None:
+    """A stored compiled form this peakpilot cannot read (an older format) is rebuilt from
+    the stored text by init, and a change or a diff reads the text meanwhile."""
+    from peakpilot.config.program import load_program
+
+    with engine.database.engine.begin() as connection:
+        for table in ("programs", "program_versions"):
+            connection.execute(sa.text(f"UPDATE {table} SET compiled = '{{\"format\": 1}}'"))
+    with Engine(engine.database.engine, clock=engine.clock) as later:
+        assert later.init()["version"] == 1  # kept, and its compiled form written again
+        assert later.program == load_program()
+        changed = load_program().source.replace("    hebei: 3\n", "    hebei: 4\n")
+        assert later.change_program(changed).to_version == 2
+        assert [d.item for d in later.program_diff(1, 2).differences] == ["hebei"]

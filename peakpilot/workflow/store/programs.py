@@ -114,9 +114,14 @@ class Programs:
         return version
 
     def recompile(self, stored: StoredProgram, compiled: str, now: datetime) -> None:
-        """Give a programme stored before compiled forms (0006) or versions (0008) were
-        kept what it lacks, as its first version; its rules are unchanged."""
+        """Store the compiled form this peakpilot writes for the programme in force (one
+        stored before compiled forms were kept, or in an older format), and its first
+        version row if it was loaded before versions were kept; its rules are unchanged."""
         self.sql.execute("UPDATE programs SET compiled = ? WHERE id = ?", (compiled, stored.id))
+        self.sql.execute(
+            "UPDATE program_versions SET compiled = ? WHERE version = ?",
+            (compiled, stored.version),
+        )
         if not self.sql.count("SELECT count(*) FROM program_versions"):
             self.sql.execute(
                 "INSERT INTO program_versions (version, program_id, sha256, source, compiled, "

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from peakpilot.config.program import Program
+from peakpilot.errors import NotPermitted
+from peakpilot.states.actors import Actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,13 @@ def plan_change(
     return ChangePlan(moves, quotas, tuple(problems))
 
 
+def check_loader(actor: Actor) -> None:
+    """Who loads a programme: the system (an operator's ``init``) or a national actor
+    (the NDRC); a province's DRC or government changes the rules of no one."""
+    if actor.province is not None:
+        raise NotPermitted(f"{actor} may not load a programme: only the system or the NDRC does")
+
+
 def _mapping_problems(old: Program, new: Program, mapping: Mapping[str, str]) -> list[str]:
     problems = []
     for source, target in mapping.items():
@@ -139,4 +148,4 @@ def _nominations(count: int) -> str:
     return f"{count} nomination{'' if count == 1 else 's'}"
 
 
-__all__ = ["Census", "ChangePlan", "QuotaChange", "StateMove", "plan_change"]
+__all__ = ["Census", "ChangePlan", "QuotaChange", "StateMove", "check_loader", "plan_change"]

@@ -22,6 +22,7 @@ from peakpilot.states.actors import Actor
 from peakpilot.states.batches import check_open_batch
 from peakpilot.states.guards import DecisionContext
 from peakpilot.states.text_rules import check_idempotency_key, check_name, check_reason
+from peakpilot.vocabulary import BATCH_ID
 from peakpilot.workflow import pilot_timers
 from peakpilot.workflow.decisions import batch_facts, decision_context, quota_facts
 from peakpilot.workflow.ids import new_id
@@ -258,7 +259,9 @@ class Commands:
         notifier = self.rt.notifier
 
         def open_(tx: Transaction) -> None:
-            exists = isinstance(batch_id, str) and tx.batches.exists(batch_id)
+            # a malformed id (one the driver cannot even encode) is the rules' to refuse
+            well_formed = isinstance(batch_id, str) and BATCH_ID.fullmatch(batch_id) is not None
+            exists = well_formed and tx.batches.exists(batch_id)
             deadline_at, resolved = check_open_batch(
                 program, actor, batch_id, deadline=deadline, now=now, quotas=quotas, exists=exists
             )

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from peakpilot.clock import Clock, SystemClock
 from peakpilot.config.program import Program, load_program, parse_program, rebuild_program
 from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES
-from peakpilot.errors import NotFound, NotPermitted
+from peakpilot.errors import NotFound
 from peakpilot.states.actors import Actor
 from peakpilot.vocabulary import SYSTEM
 from peakpilot.workflow.queries import Queries
@@ -199,7 +199,6 @@ class Engine:
         problems included, and nothing is written. The same text as the one in force
         changes nothing (``outcome`` ``unchanged``).
         """
-
         if isinstance(text, str):
             text = parse_program(text, "the programme text")
         result = self.init(text, migrate=migrate, dry_run=dry_run, actor=actor)
@@ -224,12 +223,10 @@ class Engine:
         if str(actor) == SYSTEM:
             return SYSTEM
         from peakpilot.states.actors import ActorResolver
+        from peakpilot.states.program_change import check_loader
 
         resolved = ActorResolver(program or self._current_or_shipped())(actor)
-        if resolved.province is not None:
-            raise NotPermitted(
-                f"{resolved} may not load a programme: only the system or the NDRC does"
-            )
+        check_loader(resolved)
         return str(resolved)
 
     def _current_or_shipped(self) -> Program:

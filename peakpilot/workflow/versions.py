@@ -12,6 +12,7 @@ doubled and one already done is not made again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,7 +85,7 @@ def load(
         program.id,
         "dry_run" if dry_run else "applied",
         stored.version,
-        tx.programs.next_version(),
+        stored.version + 1,  # the version in force is always the newest loaded
         compare(old, program),
         plan.moves,
         plan.quotas,
@@ -96,20 +97,8 @@ def load(
     if plan.problems:
         raise ChangeRefused(change)
     version = _apply(tx, old, program, census, plan, now, actor, stored.version)
-    return Loaded(
-        ProgramChange(
-            change.program,
-            change.outcome,
-            change.from_version,
-            version,
-            change.differences,
-            change.moves,
-            change.quotas,
-            timer_changes.follow(tx, old, program, now),
-        ),
-        program,
-        version,
-    )
+    timers = timer_changes.follow(tx, old, program, now)
+    return Loaded(dataclasses.replace(change, to_version=version, timers=timers), program, version)
 
 
 def keep(tx: Transaction, stored: StoredProgram, program: Program, now: datetime) -> bool:

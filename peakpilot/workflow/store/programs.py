@@ -94,7 +94,7 @@ class Programs:
     ) -> int:
         """Keep this text as the next version and put it in force; return its number."""
         at = self.sql.dialect.time_in(now)
-        version = self.next_version()
+        version = self.sql.count("SELECT coalesce(max(version), 0) FROM program_versions") + 1
         updated = self.sql.execute(
             "UPDATE programs SET digest = ?, source = ?, compiled = ?, loaded_at = ?, "
             "version = ? WHERE id = ?",
@@ -135,10 +135,6 @@ class Programs:
                     self.sql.dialect.time_in(now),
                 ),
             )
-
-    def next_version(self) -> int:
-        """The number the next version loaded will take."""
-        return self.sql.count("SELECT coalesce(max(version), 0) FROM program_versions") + 1
 
     def versions(self) -> list[ProgramVersion]:
         """Every version, oldest first."""

@@ -60,10 +60,21 @@ def resolve_actor(actor: Actor, program: Program) -> Actor:
     return actor
 
 
+def read_scope(actor: Actor, program: Program) -> str | None:
+    """The one province ``actor`` (resolved) may read, or None when it reads them all.
+
+    Reads are scoped like writes (DESIGN 4): a provincial role (drc:P, gov:P) reads its
+    own province only, both roles alike, as it acts on its own province's nominations
+    only; a national role (ndrc, the system) reads every province.
+    """
+    return actor.province if program.roles[actor.role].scope == "province" else None
+
+
 def sees_province(actor: Actor, province: str, program: Program) -> bool:
-    """Whether ``actor`` (resolved) may read a province's nominations: a provincial role
-    sees its own province only; national roles see every province."""
-    return program.roles[actor.role].scope != "province" or actor.province == province
+    """Whether ``actor`` (resolved) may read a province's nominations, their history
+    and their materials (see :func:`read_scope`)."""
+    scope = read_scope(actor, program)
+    return scope is None or scope == province
 
 
 class ActorResolver:

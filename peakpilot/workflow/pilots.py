@@ -37,12 +37,7 @@ def pilots(
     if state is not None and program.state(state) not in states:
         raise InvalidInput(f"{state} is not a state of a pilot: use one of {', '.join(states)}")
     province = None if province is None else program.province(province).slug
-    if actor is not None:
-        reader = rt.actor(actor)
-        if province is not None:
-            rt.check_reader(reader, province)
-        elif program.roles[reader.role].scope == "province":
-            province = reader.province
+    province = rt.scoped_province(rt.reader(actor), province)
     now = rt.now()
     report = program.pilot_timers.report
     # each due day's kind -> the states its family applies in

@@ -82,12 +82,7 @@ class Queries:
         program = self.rt.program
         state = None if state is None else program.state(state)
         province = None if province is None else program.province(province).slug
-        if actor is not None:
-            reader = self.rt.actor(actor)
-            if province is not None:
-                self.rt.check_reader(reader, province)
-            elif program.roles[reader.role].scope == "province":
-                province = reader.province
+        province = self.rt.scoped_province(self.rt.reader(actor), province)
 
         def read(tx: Transaction) -> builtins.list[Nomination]:
             if batch is not None:

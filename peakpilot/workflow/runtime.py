@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, TypeVar
 from peakpilot.clock import Clock, require_instant
 from peakpilot.config.program import Program, parse_program
 from peakpilot.errors import NotFound, NotPermitted, ProgramChanged
-from peakpilot.states.actors import Actor, ActorResolver, sees_province
+from peakpilot.states.actors import (
+    Actor,
+    ActorResolver,
+    read_scope,
+    sees_province,
+)
 from peakpilot.workflow.snapshots import HistoryRecord, Material, Nomination, Notice, Timer
 from peakpilot.workflow.store.database import Database
 
@@ -164,12 +169,25 @@ class Runtime:
         return self._actors(actor)
 
     def reader(self, actor: Actor | str | None) -> Actor | None:
+        """Who reads, resolved (an unparsable actor is InvalidInput); None reads all."""
         return None if actor is None else self.actor(actor)
 
     def check_reader(self, reader: Actor | None, province: str) -> None:
         """A provincial actor reads its own province only (NotPermitted otherwise)."""
         if reader is not None and not sees_province(reader, province, self.program):
             raise NotPermitted(f"{reader} may not read the nominations of {province}")
+
+    def reader_scope(self, reader: Actor | None) -> str | None:
+        """The one province ``reader`` may read, or None when it reads them all."""
+        return None if reader is None else read_scope(reader, self.program)
+
+    def scoped_province(self, reader: Actor | None, province: str | None) -> str | None:
+        """The province a list-like read is limited to: the one asked for (NotPermitted
+        when the reader may not read it), else the reader's own, else none."""
+        if province is not None:
+            self.check_reader(reader, province)
+            return province
+        return self.reader_scope(reader)
 
     # -- snapshots: stored records as the API hands them out -----------------------------
 

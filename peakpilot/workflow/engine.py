@@ -347,11 +347,18 @@ class Engine:
     # -- queries -------------------------------------------------------------------------
 
     def get(self, nomination_id: str, *, actor: Actor | str | None = None) -> Nomination:
-        """The nomination as it is now; with ``actor``, only if that actor may see it."""
+        """The nomination as it is now.
+
+        Every read takes ``actor``, and then answers only what that actor may see (DESIGN
+        4): a provincial DRC or government (drc:P, gov:P) reads its own province only,
+        and asking for another province's nomination is :class:`NotPermitted`; a
+        national actor (ndrc) reads everything, and so does ``actor=None`` (the
+        operator). An unparsable actor is :class:`InvalidInput`."""
         return self._queries.get(nomination_id, actor)
 
     def show(self, nomination_id: str, actor: Actor | str | None = None) -> NominationDetail:
-        """A nomination with its history and the events ``actor`` could fire now."""
+        """A nomination with its history, pending timers and the events ``actor`` could
+        fire now (every event when None); ``actor`` reads as for :meth:`get`."""
         return self._queries.show(nomination_id, actor)
 
     def list(

@@ -60,6 +60,7 @@ class Queries:
 
         def read(tx: Transaction) -> NominationDetail:
             record, batch = tx.nominations.get_with_batch(nomination_id)
+            self.rt.check_reader(reader, record.province)
             current = self.rt.nomination(record)
             context = decision_context(
                 self.rt, tx, record, batch, program.events, now, None, lock=False

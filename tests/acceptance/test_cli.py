@@ -480,7 +480,6 @@ def test_quota_deadline_and_board(db_url: str) -> None:
         ("P", None, BEFORE, {"approve", "send_back", "withdraw"}),
         ("P", "gov:hebei", BEFORE, {"approve", "send_back"}),
         ("P", "drc:130000", BEFORE, {"withdraw"}),
-        ("P", "gov:shanxi", BEFORE, set()),
         ("P", "ndrc", BEFORE, set()),
     ],
 )
@@ -690,6 +689,8 @@ FAILURES = [
     pytest.param(4, ("nominate", "--province", "hebei", "--kind", "city", "--name", "衡水市",
                      "--level", "prefecture", "--as", "gov:hebei"), BEFORE,
                  id="4-nominate-as-gov"),
+    pytest.param(4, ("show", "{P}", "--as", "drc:shanxi"), BEFORE,
+                 id="4-show-another-provinces-nomination"),
     # 5: refused
     pytest.param(5, ("fire", "{H}", "approve", "--as", "gov:hebei"), BEFORE, id="5-wrong-state"),
     pytest.param(5, ("fire", "{H}", "approve", "--as", "drc:hebei"), BEFORE,

@@ -166,3 +166,18 @@ def test_reads_can_be_limited_to_an_actors_province(engine: Engine) -> None:
         engine.history(hebei.id, actor="gov:shanxi")
     with pytest.raises(NotPermitted):
         engine.list(actor="drc:hebei", province="shanxi")
+
+
+def test_show_is_scoped_like_get_and_history(engine: Engine) -> None:
+    """`show` as another province's actor returned the nomination with its history while
+    `get` and `history` refused it (issue 13)."""
+    hebei = engine.nominate(
+        "drc:hebei", province="hebei", kind="city", name="唐山市", level="prefecture"
+    )
+    assert engine.show(hebei.id, "gov:130000").nomination == hebei
+    assert engine.show(hebei.id, "ndrc").allowed_events == ()
+    for other in ("drc:shanxi", "gov:shanxi"):
+        before = rows(engine)
+        with pytest.raises(NotPermitted, match=f"{other} may not read the nominations of hebei"):
+            engine.show(hebei.id, other)
+        assert rows(engine) == before

@@ -77,6 +77,41 @@ def sees_province(actor: Actor, province: str, program: Program) -> bool:
     return scope is None or scope == province
 
 
+def notice_province(addressee: str, about: str | None, program: Program) -> str | None:
+    """The province a notice belongs to, for reading it: the province of the nomination
+    it is about (``about``), whoever it is addressed to; else the province of the actor
+    it is addressed to (a batch's reminder, shortfall or opening letter to drc:P); else
+    none (the deadline summary to ndrc), and then only a national reader sees it.
+
+    So a province reads the letters to any of its actors and every letter about its
+    nominations, the NDRC's copy included (it says what the nomination's history says),
+    and never a letter about another province or a national round-up.
+    """
+    if about is not None:
+        return about
+    role, _, province = addressee.partition(":")
+    declared = program.roles.get(role)
+    if declared is None or declared.scope != "province" or not province:
+        return None
+    return province
+
+
+def sees_notice(actor: Actor, addressee: str, about: str | None, program: Program) -> bool:
+    """Whether ``actor`` (resolved) may read a notice addressed to ``addressee`` about a
+    nomination of province ``about`` (None: about no nomination); see
+    :func:`notice_province`."""
+    scope = read_scope(actor, program)
+    return scope is None or scope == notice_province(addressee, about, program)
+
+
+def province_actors(province: str, program: Program) -> tuple[str, ...]:
+    """The actors of ``province``, as notices are addressed (``drc:hebei``, ``gov:hebei``):
+    what a query of the notices of a province's reader matches (:func:`notice_province`)."""
+    return tuple(
+        f"{name}:{province}" for name, role in program.roles.items() if role.scope == "province"
+    )
+
+
 class ActorResolver:
     """Resolves actors under one programme, keeping the resolved form of each text: every
     command resolves one, and a process meets few (parsing and resolving again cost a

@@ -395,7 +395,8 @@ class Engine:
     def material(
         self, material_id: str, *, actor: Actor | str | None = None
     ) -> tuple[Material, bytes]:
-        """One material and its bytes."""
+        """One material and its bytes (``actor``: as for :meth:`get`: another province's
+        material is NotPermitted)."""
         return self._attachments.material(material_id, actor)
 
     def pilots(
@@ -407,7 +408,8 @@ class Engine:
         actor: Actor | str | None = None,
     ) -> builtins.list[Pilot]:
         """The nominations from confirmation on: plan, last report, what is due next and
-        whether it is overdue (``overdue``: only those)."""
+        whether it is overdue (``overdue``: only those). With ``actor``, as for
+        :meth:`list`."""
         from peakpilot.workflow.pilots import pilots
 
         return pilots(
@@ -418,17 +420,34 @@ class Engine:
         """Check every nomination's hash chain; report the first record that fails."""
         return self._queries.verify_audit()
 
-    def timers(self, batch: str | None = None) -> builtins.list[Timer]:
-        """Pending timers in due order, of one batch or of all."""
-        return self._queries.timers(batch)
+    def timers(
+        self, batch: str | None = None, *, actor: Actor | str | None = None
+    ) -> builtins.list[Timer]:
+        """Pending timers in due order, of one batch or of all.
 
-    def notices(self, status: str | None = None) -> builtins.list[Notice]:
-        """The outbox, oldest first, optionally only notices of one status."""
-        return self._queries.notices(status)
+        With a provincial ``actor`` (drc:P, gov:P): the timers of its province (its
+        pilots' due days, reminders and milestones) and the batch-wide ones, which have
+        no province (a batch's reminders and deadline: every province works to them);
+        never another province's."""
+        return self._queries.timers(batch, actor)
 
-    def notice(self, notice_id: str) -> NoticeDetail:
-        """One notice with its rendered text and HTML."""
-        return self._queries.notice(notice_id)
+    def notices(
+        self, status: str | None = None, *, actor: Actor | str | None = None
+    ) -> builtins.list[Notice]:
+        """The outbox, oldest first, optionally only notices of one status.
+
+        With a provincial ``actor`` (drc:P, gov:P), the notices of its province: every
+        notice about one of its nominations, whoever it was sent to (the NDRC's copy of
+        a submission says no more than the nomination's history), and every notice about
+        no nomination addressed to one of its actors (reminders, shortfalls, a batch's
+        opening). Never another province's, nor a national round-up to the NDRC (the
+        deadline summary); ndrc and ``actor=None`` read them all."""
+        return self._queries.notices(status, actor)
+
+    def notice(self, notice_id: str, *, actor: Actor | str | None = None) -> NoticeDetail:
+        """One notice with its rendered text and HTML; a notice :meth:`notices` would
+        not list for ``actor`` is NotPermitted."""
+        return self._queries.notice(notice_id, actor)
 
     # -- time and delivery ---------------------------------------------------------------
 

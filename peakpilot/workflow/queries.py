@@ -2,7 +2,11 @@
 the pending timers, the outbox, the audit trail's integrity.
 
 Each answer comes from one read-only transaction (one snapshot on PostgreSQL) and is a
-frozen copy. Reads are scoped like writes: a provincial actor sees its own province.
+frozen copy. Reads are scoped like writes (DESIGN 4): with an actor, a provincial one
+(drc:P, gov:P) reads its own province only, and asking for another province's nomination
+or notice is NotPermitted; without one (the operator's command line) a read sees
+everything. The rules are :mod:`peakpilot.states.actors`' (``read_scope``,
+``notice_province``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import builtins
 from typing import TYPE_CHECKING
 
 from peakpilot.errors import InvalidInput, NotFound
-from peakpilot.states.actors import Actor
+from peakpilot.states.actors import Actor, province_actors
 from peakpilot.vocabulary import ATTACH_EVENT, NoticeStatus
 from peakpilot.workflow import audit
 from peakpilot.workflow.runtime import Runtime
@@ -152,22 +156,36 @@ class Queries:
 
         return self.rt.db.run(read, write=False)
 
-    def timers(self, batch: str | None) -> builtins.list[Timer]:
+    def timers(self, batch: str | None, actor: Actor | str | None) -> builtins.list[Timer]:
+        seen_from = self.rt.reader_scope(self.rt.reader(actor))
+
         def read(tx: Transaction) -> builtins.list[Timer]:
             if batch is not None:
                 tx.batches.get(batch)
-            return [self.rt.timer(t) for t in tx.timers.pending(batch=batch)]
+            pending = tx.timers.pending(batch=batch, seen_from=seen_from)
+            return [self.rt.timer(t) for t in pending]
 
         return self.rt.db.run(read, write=False)
 
-    def notices(self, status: str | None) -> builtins.list[Notice]:
+    def notices(self, status: str | None, actor: Actor | str | None) -> builtins.list[Notice]:
         wanted = None if status is None else notice_status(status)
-        records = self.rt.db.run(lambda tx: tx.outbox.list(wanted), write=False)
+        province = self.rt.reader_scope(self.rt.reader(actor))
+        addressees = () if province is None else province_actors(province, self.rt.program)
+        records = self.rt.db.run(
+            lambda tx: tx.outbox.list(wanted, province=province, addressees=addressees),
+            write=False,
+        )
         return [self.rt.notice(record) for record in records]
 
-    def notice(self, notice_id: str) -> NoticeDetail:
+    def notice(self, notice_id: str, actor: Actor | str | None) -> NoticeDetail:
+        reader = self.rt.reader(actor)
+
         def read(tx: Transaction) -> NoticeDetail:
             record = tx.outbox.get(notice_id)
+            if reader is not None:
+                about = record.nomination_id
+                province = None if about is None else tx.nominations.get(about).province
+                self.rt.check_notice_reader(reader, record.id, record.actor, province)
             text, html = tx.outbox.bodies(record.id)
             return NoticeDetail(self.rt.notice(record), text, html)
 

@@ -20,7 +20,9 @@ from peakpilot.errors import NotFound, NotPermitted, ProgramChanged
 from peakpilot.states.actors import (
     Actor,
     ActorResolver,
+    notice_province,
     read_scope,
+    sees_notice,
     sees_province,
 )
 from peakpilot.workflow.snapshots import HistoryRecord, Material, Nomination, Notice, Timer
@@ -188,6 +190,18 @@ class Runtime:
             self.check_reader(reader, province)
             return province
         return self.reader_scope(reader)
+
+    def check_notice_reader(
+        self, reader: Actor | None, notice_id: str, addressee: str, about: str | None
+    ) -> None:
+        """A provincial actor reads its own province's notices only (NotPermitted
+        otherwise; see :func:`~peakpilot.states.actors.notice_province`)."""
+        if reader is not None and not sees_notice(reader, addressee, about, self.program):
+            whose = notice_province(addressee, about, self.program)
+            raise NotPermitted(
+                f"{reader} may not read notice {notice_id}: "
+                + (f"it concerns {whose}" if whose else f"it is addressed to {addressee}")
+            )
 
     # -- snapshots: stored records as the API hands them out -----------------------------
 

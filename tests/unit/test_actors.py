@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from peakpilot.config.program import Program, load_program
 from peakpilot.errors import InvalidInput
-from peakpilot.states.actors import SYSTEM_ACTOR, Actor, resolve_actor
+from peakpilot.states.actors import (
+    SYSTEM_ACTOR,
+    Actor,
+    province_actors,
+    read_scope,
+    resolve_actor,
+    sees_notice,
+)
 from tests.design import PROVINCES
 
 _PROGRAM = load_program()
@@ -153,3 +160,41 @@ def test_every_provincial_actor_resolves_to_itself_and_its_code(role: str, provi
     code = program.provinces[province].code
     assert resolve_actor(Actor.parse(f"{role}:{code}"), program) == actor
     assert Actor.parse(str(actor)) == actor
+
+
+@pytest.mark.parametrize(
+    ("reader", "scope"),
+    [("drc:hebei", "hebei"), ("gov:130000", "hebei"), ("ndrc", None), ("system", None)],
+)
+def test_read_scope(program: Program, reader: str, scope: str | None) -> None:
+    assert read_scope(resolve_actor(Actor.parse(reader), program), program) == scope
+
+
+@pytest.mark.parametrize(
+    ("reader", "addressee", "about", "sees"),
+    [
+        # about a nomination: its province's, whoever the notice went to
+        ("drc:hebei", "drc:hebei", "hebei", True),
+        ("drc:hebei", "gov:hebei", "hebei", True),
+        ("gov:hebei", "ndrc", "hebei", True),
+        ("drc:shanxi", "ndrc", "hebei", False),
+        ("gov:shanxi", "gov:hebei", "hebei", False),
+        # about no nomination: the province of the actor it went to
+        ("gov:hebei", "drc:hebei", None, True),
+        ("drc:shanxi", "drc:hebei", None, False),
+        # about no nomination, to the NDRC: national readers only
+        ("drc:hebei", "ndrc", None, False),
+        ("ndrc", "ndrc", None, True),
+        ("ndrc", "drc:shanxi", "shanxi", True),
+        ("system", "gov:shanxi", None, True),
+    ],
+)
+def test_sees_notice(
+    program: Program, reader: str, addressee: str, about: str | None, sees: bool
+) -> None:
+    actor = resolve_actor(Actor.parse(reader), program)
+    assert sees_notice(actor, addressee, about, program) is sees
+
+
+def test_province_actors_are_the_provincial_roles(program: Program) -> None:
+    assert set(province_actors("hebei", program)) == {"drc:hebei", "gov:hebei"}

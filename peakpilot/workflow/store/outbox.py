@@ -123,9 +123,32 @@ class Outbox:
             ],
         )
 
-    def list(self, status: NoticeStatus | None = None) -> builtins.list[NoticeRecord]:
-        """The outbox in creation order, of one status or all."""
-        where, params = ("", ()) if status is None else (" WHERE status = ?", (status.value,))
+    def list(
+        self,
+        status: NoticeStatus | None = None,
+        *,
+        province: str | None = None,
+        addressees: Sequence[str] = (),
+    ) -> builtins.list[NoticeRecord]:
+        """The outbox in creation order, of one status or all.
+
+        With ``province``, only the notices a reader of that province sees: those about
+        its nominations, and those about no nomination addressed to one of
+        ``addressees`` (its actors; the rule is
+        :func:`~peakpilot.states.actors.notice_province`)."""
+        conditions: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status.value)
+        if province is not None:
+            mine = f"actor IN ({placeholders(len(addressees))})" if addressees else "1 = 0"
+            conditions.append(
+                f"((nomination_id IS NULL AND {mine}) OR nomination_id IN "
+                "(SELECT id FROM nominations WHERE province = ?))"
+            )
+            params.extend((*addressees, province))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return [self._record(row) for row in self.sql.all(f"{_SELECT}{where} ORDER BY id", params)]
 
     def get(self, notice_id: str) -> NoticeRecord:

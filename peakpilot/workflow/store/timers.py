@@ -164,13 +164,19 @@ class Timers:
         batch: str | None = None,
         nomination: str | None = None,
         kinds: Sequence[TimerKind] = (),
+        seen_from: str | None = None,
     ) -> list[TimerRecord]:
-        """Pending timers in due order, of one batch, one nomination or all."""
+        """Pending timers in due order, of one batch, one nomination or all; with
+        ``seen_from``, only those a reader of that province sees: its own and the
+        batch-wide ones (of no province)."""
         conditions, params = ["status = ?"], [_PENDING]
         for column, value in (("batch_id", batch), ("nomination_id", nomination)):
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
+        if seen_from is not None:
+            conditions.append("(province IS NULL OR province = ?)")
+            params.append(seen_from)
         if kinds:
             conditions.append(f"kind IN ({placeholders(len(kinds))})")
             params.extend(kind.value for kind in kinds)

@@ -89,6 +89,12 @@ def _claimable(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     return value
 
 
+READ_AS = (
+    "Read as this actor: drc:P and gov:P see province P only (another province's is "
+    "exit 4); without --as, everything."
+)
+
+
 def as_option(help_text: str, *, required: bool = True) -> Callable[[F], F]:
     """The ``--as ACTOR`` option of the commands people run."""
     return click.option(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import click
 
-from peakpilot.cli.app import Instant, as_option, json_option, open_engine
+from peakpilot.cli.app import READ_AS, Instant, as_option, json_option, open_engine
 from peakpilot.cli.output import emit, rich_console, timers_table, when
 
 
@@ -48,10 +48,11 @@ def board(batch: str | None) -> None:
 
 @click.command()
 @click.option("--batch", help="Only this batch.")
+@as_option(READ_AS, required=False)
 @json_option
-def deadlines(batch: str | None) -> None:
+def deadlines(batch: str | None, actor: str | None) -> None:
     """Pending timers, due times in the programme's time zone."""
-    timers = open_engine().timers(batch)
+    timers = open_engine().timers(batch, actor=actor)
     emit(timers, lambda: rich_console().print(timers_table(timers)))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from peakpilot.cli.app import as_option, json_option, open_engine
+from peakpilot.cli.app import READ_AS, as_option, json_option, open_engine
 from peakpilot.cli.output import emit, history_table, nomination_table, rich_console, timers_table
 
 
@@ -69,7 +69,7 @@ def fire(
 
 @click.command()
 @click.argument("nomination_id", metavar="ID")
-@as_option("List the events this actor could fire.", required=False)
+@as_option(READ_AS + " List the events it could fire.", required=False)
 @json_option
 def show(nomination_id: str, actor: str | None) -> None:
     """A nomination: fields, events the actor could fire, history, pending timers."""
@@ -106,19 +106,21 @@ def show(nomination_id: str, actor: str | None) -> None:
 @click.option("--state", help="Only nominations in this state.")
 @click.option("--province", help="Only this province (slug or code).")
 @click.option("--batch", help="Only this batch.")
+@as_option(READ_AS, required=False)
 @json_option
-def list_(state: str | None, province: str | None, batch: str | None) -> None:
+def list_(state: str | None, province: str | None, batch: str | None, actor: str | None) -> None:
     """Nominations, oldest first."""
-    rows = open_engine().list(state=state, province=province, batch=batch)
+    rows = open_engine().list(state=state, province=province, batch=batch, actor=actor)
     emit(rows, lambda: rich_console().print(nomination_table(rows)))
 
 
 @click.command()
 @click.argument("nomination_id", metavar="ID")
+@as_option(READ_AS, required=False)
 @json_option
-def history(nomination_id: str) -> None:
+def history(nomination_id: str, actor: str | None) -> None:
     """The audit trail of one nomination, oldest first."""
-    records = open_engine().history(nomination_id)
+    records = open_engine().history(nomination_id, actor=actor)
     emit(records, lambda: rich_console().print(history_table(records)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from peakpilot.cli.app import current_settings, json_option, open_engine
+from peakpilot.cli.app import READ_AS, as_option, current_settings, json_option, open_engine
 from peakpilot.cli.output import emit, rich_console, when
 from peakpilot.vocabulary import NoticeStatus
 
@@ -16,13 +16,17 @@ from peakpilot.vocabulary import NoticeStatus
     type=click.Choice([status.value for status in NoticeStatus]),
     help="Only notices of this status.",
 )
+@as_option(READ_AS, required=False)
 @json_option
 @click.pass_context
-def notices(ctx: click.Context, status: str | None) -> None:
+def notices(ctx: click.Context, status: str | None, actor: str | None) -> None:
     """The outbox: rendered notices and their delivery."""
     if ctx.invoked_subcommand is not None:
+        command = ctx.invoked_subcommand
+        if actor is not None and command != "show":  # dropped, it would look obeyed
+            raise click.UsageError(f"--as goes with the list and `notices show`, not {command}")
         return
-    rows = open_engine().notices(status)
+    rows = open_engine().notices(status, actor=actor)
 
     def human() -> None:
         from rich.table import Table
@@ -57,10 +61,15 @@ def notices(ctx: click.Context, status: str | None) -> None:
 
 @notices.command("show")
 @click.argument("notice_id", metavar="ID")
+@as_option(READ_AS, required=False)
 @json_option
-def notices_show(notice_id: str) -> None:
+@click.pass_context
+def notices_show(ctx: click.Context, notice_id: str, actor: str | None) -> None:
     """One notice as rendered: headers and plain text."""
-    detail = open_engine().notice(notice_id)
+    given = ctx.parent.params.get("actor") if ctx.parent is not None else None
+    if given is not None and actor is not None and given != actor:
+        raise click.UsageError(f"two readers: --as {given} and --as {actor}")
+    detail = open_engine().notice(notice_id, actor=actor or given)
 
     def human() -> None:
         n = detail.notice

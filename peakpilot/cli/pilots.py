@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from peakpilot.cli.app import as_option, json_option, open_engine
+from peakpilot.cli.app import READ_AS, as_option, json_option, open_engine
 from peakpilot.cli.output import emit, materials_table, pilots_table, rich_console
 
 
@@ -49,7 +49,7 @@ def attach(
     type=click.Path(dir_okay=False, path_type=Path),
     help="With get: write the bytes here (default: stdout).",
 )
-@as_option("Read as this actor (its own province only).", required=False)
+@as_option(READ_AS, required=False)
 @json_option
 def materials(target: str, material_id: str | None, output: Path | None, actor: str | None) -> None:
     """The materials of nomination ID; `materials get MATERIAL_ID` returns one's bytes."""
@@ -78,7 +78,7 @@ def materials(target: str, material_id: str | None, output: Path | None, actor: 
 @click.option("--province", help="Only this province (slug or code).")
 @click.option("--state", help="Only pilots in this state.")
 @click.option("--overdue", is_flag=True, help="Only pilots with something overdue.")
-@as_option("Read as this actor (its own province only).", required=False)
+@as_option(READ_AS, required=False)
 @json_option
 def pilots(province: str | None, state: str | None, overdue: bool, actor: str | None) -> None:
     """The pilots from confirmation on: plan, last report, what is due next."""

@@ -691,6 +691,8 @@ FAILURES = [
                  id="4-nominate-as-gov"),
     pytest.param(4, ("show", "{P}", "--as", "drc:shanxi"), BEFORE,
                  id="4-show-another-provinces-nomination"),
+    pytest.param(4, ("history", "{P}", "--as", "gov:shanxi"), BEFORE,
+                 id="4-history-another-provinces-nomination"),
     # 5: refused
     pytest.param(5, ("fire", "{H}", "approve", "--as", "gov:hebei"), BEFORE, id="5-wrong-state"),
     pytest.param(5, ("fire", "{H}", "approve", "--as", "drc:hebei"), BEFORE,

@@ -302,7 +302,7 @@ class Daemon:
                     extra={
                         "fields": {
                             "jobs": self.job_count(),
-                            "next_due": None if due is None else due.isoformat(),
+                            "next_due": due,
                         }
                     },
                 )
@@ -394,15 +394,29 @@ def _single_daemon(engine: Wakeable) -> Iterator[None]:
 # -- logging ---------------------------------------------------------------------------------
 
 
+def utc_text(value: datetime, timespec: str = "auto") -> str:
+    """An instant as every log line writes it: UTC, ISO 8601, ``Z`` (one zone for every
+    line and field, whatever the programme's zone or the host's)."""
+    return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The action's fields of a line, instants in UTC."""
+    return {
+        key: utc_text(value) if isinstance(value, datetime) else value
+        for key, value in getattr(record, "fields", {}).items()
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: at, level, message and the action's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "at": utc_text(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "message": record.getMessage(),
-            **getattr(record, "fields", {}),
+            **_fields(record),
         }
         if record.exc_info:
             document["error"] = self.formatException(record.exc_info)
@@ -414,11 +428,9 @@ class PlainFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(
-            f"{key}={value}"
-            for key, value in getattr(record, "fields", {}).items()
-            if value is not None
+            f"{key}={value}" for key, value in _fields(record).items() if value is not None
         )
-        at = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds")
+        at = utc_text(datetime.fromtimestamp(record.created, UTC), timespec="seconds")
         line = f"{at} {record.levelname.lower()} {record.getMessage()}"
         return f"{line} {fields}" if fields else line
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -368,6 +369,9 @@ def test_json_logs_are_one_object_per_line(sqlite_url: str, daemons: Callable[..
             raise AssertionError(f"not a JSON object: {line!r}\n{daemon.log}") from None
         assert isinstance(document, dict), line
         assert {"at", "level", "message"} <= document.keys(), line
+        # one zone for every line and every instant in it: UTC, written with Z
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", document["at"]), line
+        assert "+08:00" not in line and "+00:00" not in line, line
         documents.append(document)
     actions = [d for d in documents if d["message"] == "closed the batch"]
     assert len(actions) == 1, documents

@@ -39,12 +39,15 @@ class TimerStatus(StrEnum):
 
 
 class NoticeStatus(StrEnum):
-    """Delivery is at least once: ``failed`` is retried with backoff, ``dead`` is not."""
+    """Delivery is at least once: ``failed`` is retried with backoff, ``dead`` is not.
+    ``suppressed``: rendered and kept, never sent (a deadline's letters written long
+    after the deadline, about news nobody should receive as new)."""
 
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
     DEAD = "dead"
+    SUPPRESSED = "suppressed"
 
 
 SYSTEM = "system"  # the role (and actor) of the scheduler's own work

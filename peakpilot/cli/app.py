@@ -156,6 +156,7 @@ def open_engine(*, clock: Clock | None = None, contacts: Path | None = None) -> 
         templates_dir=settings.templates_dir,
         template_cache_dir=settings.template_cache_dir,
         max_material_bytes=settings.max_material_bytes,
+        stale_after=settings.stale_after,
     )
     click.get_current_context().call_on_close(engine.close)
     return engine

@@ -49,6 +49,8 @@ def init(
     result = engine.init(program_file, migrate=migrate_file, dry_run=dry_run, actor=actor or SYSTEM)
     result["database"] = shown_url(engine)
     change = result["change"]
+    for warning in result.get("warnings", ()):
+        click.echo(f"peakpilot: warning: {warning}", err=True)
 
     def human() -> None:
         if change.outcome in ("applied", "dry_run") and change.from_version is not None:

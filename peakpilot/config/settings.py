@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,6 +137,21 @@ def _check(convert: _Convert) -> dict[str, _Convert]:
 
 
 DEFAULT_MAX_MATERIAL_BYTES = 25 * 1024 * 1024  # 25 MiB
+DEFAULT_STALE_AFTER = timedelta(days=7)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([dhms]?)")
+_UNITS = {"d": "days", "": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _duration(value: object) -> timedelta:
+    """A span: a number of days, or with a unit, ``7d``, ``12h``, ``30m``, ``90s``."""
+    text = str(value) if isinstance(value, str | int | float) else ""
+    match = _DURATION.fullmatch(text) if not isinstance(value, bool) else None
+    if match is None:
+        raise ValueError(f"{_shown(value)} is not a span such as 7d, 12h, 30m or 90s")
+    span = timedelta(**{_UNITS[match[2]]: float(match[1])})
+    if not timedelta(0) < span <= timedelta(days=3650):
+        raise ValueError(f"{_shown(value)} must be above 0 and at most 3650 days")
+    return span
 
 
 @dataclass(frozen=True)
@@ -168,6 +183,9 @@ class Settings:
     max_material_bytes: int = field(
         default=DEFAULT_MAX_MATERIAL_BYTES, metadata=_check(_whole(1, 2**31))
     )
+    # a batch's deadline work done later than this after its deadline stores its notices
+    # suppressed (kept, never sent): letters about a deadline long gone are not news
+    stale_after: timedelta = field(default=DEFAULT_STALE_AFTER, metadata=_check(_duration))
 
 
 _CONVERTERS: dict[str, _Convert] = {f.name: f.metadata["convert"] for f in fields(Settings)}
@@ -239,6 +257,7 @@ def _from_toml(path: Path) -> dict[str, tuple[str, object]]:
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_MAX_MATERIAL_BYTES",
+    "DEFAULT_STALE_AFTER",
     "Secret",
     "Settings",
     "load_settings",

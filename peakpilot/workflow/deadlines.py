@@ -8,7 +8,7 @@ and changes nothing. The daemon only decides when to call it.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from peakpilot.clock import require_instant
 from peakpilot.errors import InvalidInput
@@ -22,8 +22,9 @@ from peakpilot.workflow.timers import LapseMemory, TimerWork
 class Deadlines:
     """The timers' side of the Engine."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, stale_after: timedelta) -> None:
         self.rt = runtime
+        self.stale_after = stale_after  # deadline work this late stores its notices suppressed
 
     def tick(
         self, now: datetime | None, *, stop: threading.Event | None, lapse_chunk: int
@@ -47,6 +48,7 @@ class Deadlines:
                 lapse_chunk=lapse_chunk,
                 memory=lapses,
                 program_version=self.rt.program_version,
+                stale_after=self.stale_after,
             )
             outcome = work.run(timer)
             if outcome is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from peakpilot.clock import Clock, SystemClock
 from peakpilot.config.program import Program, load_program, parse_program, rebuild_program
-from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES
+from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES, DEFAULT_STALE_AFTER
 from peakpilot.errors import NotFound
 from peakpilot.states.actors import Actor
 from peakpilot.vocabulary import SYSTEM
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from peakpilot.workflow.commands import Commands
     from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
+    from peakpilot.workflow.store.batches import BatchRecord
 
 
 class Engine:
@@ -67,7 +68,9 @@ class Engine:
     SQLAlchemy engine owned by the caller, which the Engine then never disposes nor
     changes. ``template_cache_dir`` keeps compiled notice templates between processes
     (none by default: templates compile in memory). ``max_material_bytes`` is the
-    largest document :meth:`attach` stores. ``hooks`` are for tests that inject faults.
+    largest document :meth:`attach` stores. A batch's deadline work done more than
+    ``stale_after`` after its deadline still moves the nominations but stores its
+    notices ``suppressed`` (kept, never sent). ``hooks`` are for tests that inject faults.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class Engine:
         templates_dir: str | Path | None = None,
         template_cache_dir: str | Path | None = None,
         max_material_bytes: int = DEFAULT_MAX_MATERIAL_BYTES,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
         hooks: StoreHooks | None = None,
     ) -> None:
         owned = not isinstance(database, sa.Engine)
@@ -92,6 +96,7 @@ class Engine:
         )
         self._queries = Queries(self._runtime)
         self._max_material_bytes = max_material_bytes
+        self._stale_after = stale_after
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -175,11 +180,24 @@ class Engine:
             else:
                 loaded = load(tx, program or load_program(), now, actor=who, mapping=mapping)
                 change, loaded_program, version = loaded.change, loaded.program, loaded.version
+            overdue = tx.batches.open_past_deadline(now)
         runtime.use_program(loaded_program, version)
         if program is None:  # the stored (or shipped) one's, with the operator's overrides
             runtime.notifier.check_templates()
         changed = repaired or change.outcome != "unchanged"
-        return _init_result(change, loaded_program.first_batch.id, changed=changed)
+        result = _init_result(change, loaded_program.first_batch.id, changed=changed)
+        result["warnings"] = [self._overdue_warning(batch) for batch in overdue]
+        return result
+
+    def _overdue_warning(self, batch: BatchRecord) -> str:
+        deadline = self._runtime.local(batch.deadline_at).isoformat()
+        days = self._stale_after.total_seconds() / 86400
+        return (
+            f"the deadline of open batch {batch.id} ({deadline}) has passed: the next tick "
+            "or daemon start lapses its unsubmitted nominations and closes it, and stores "
+            f"its letters as suppressed (not sent) if that is more than {days:g} days after "
+            "the deadline"
+        )
 
     def change_program(
         self,
@@ -521,7 +539,7 @@ class Engine:
     def _deadlines(self) -> Deadlines:
         from peakpilot.workflow.deadlines import Deadlines
 
-        return Deadlines(self._runtime)
+        return Deadlines(self._runtime, self._stale_after)
 
     def _delivery(self) -> Delivery:
         from peakpilot.workflow.delivery import Delivery  # the channels load only here

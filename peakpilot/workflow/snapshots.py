@@ -107,6 +107,7 @@ class TimerOutcome:
     action: str
     notices: int = 0
     lapsed: int = 0
+    suppressed: bool = False  # its notices kept, not sent: the work ran long after due
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

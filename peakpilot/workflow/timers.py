@@ -24,7 +24,7 @@ from typing import Any
 
 from peakpilot.config.program import Milestone, Program
 from peakpilot.notifications.compose import BatchInfo, Notifier, Outgoing
-from peakpilot.vocabulary import LAPSE_EVENT, SYSTEM, TimerKind
+from peakpilot.vocabulary import LAPSE_EVENT, SYSTEM, NoticeStatus, TimerKind
 from peakpilot.workflow import pilot_timers
 from peakpilot.workflow.ids import new_id
 from peakpilot.workflow.snapshots import TimerOutcome
@@ -174,6 +174,7 @@ class TimerWork:
         lapse_chunk: int = LAPSE_CHUNK,
         memory: LapseMemory | None = None,
         program_version: int,
+        stale_after: timedelta,
     ) -> None:
         self.tx = tx
         self.notifier = notifier
@@ -181,6 +182,7 @@ class TimerWork:
         self.now = now
         self.lapse_chunk = lapse_chunk
         self.program_version = program_version
+        self.stale_after = stale_after
         self.memory = LapseMemory() if memory is None else memory
         self.memory.begin()
 
@@ -197,7 +199,9 @@ class TimerWork:
             return self._deadline(timer, batch)
         return self._milestone(timer, batch)
 
-    def _outcome(self, timer: TimerRecord, action: str, **counts: int) -> TimerOutcome:
+    def _outcome(
+        self, timer: TimerRecord, action: str, *, suppressed: bool = False, **counts: int
+    ) -> TimerOutcome:
         return TimerOutcome(
             timer.id,
             timer.kind.value,
@@ -205,6 +209,7 @@ class TimerWork:
             timer.province,
             timer.nomination_id,
             action,
+            suppressed=suppressed,
             **counts,
         )
 
@@ -263,10 +268,20 @@ class TimerWork:
                 )
         summary = partial(self._summary_context, usage)
         outgoing += self._compose("deadline_summary", None, summary, batch, (timer.id,))
-        self.tx.outbox.add(outgoing, self.now)
+        # Deadline work done long after the deadline (a 2023 batch first ticked in 2026)
+        # still moves the nominations, but its letters would announce old news as new.
+        late = self.now - timer.due_at
+        stale = late > self.stale_after
+        status = NoticeStatus.SUPPRESSED if stale else NoticeStatus.PENDING
+        self.tx.outbox.add(outgoing, self.now, status=status)
         self.tx.batches.close(batch.id, self.now)
         self.tx.timers.cancel_reminders(batch.id, self.now)
-        return self._outcome(timer, "closed the batch", notices=len(outgoing), lapsed=len(lapsed))
+        action = "closed the batch"
+        if stale:
+            action += f" (its notices suppressed: {late.days} days after the deadline)"
+        return self._outcome(
+            timer, action, notices=len(outgoing), lapsed=len(lapsed), suppressed=stale
+        )
 
     def _lapsed(self, batch: BatchRecord) -> list[Lapsed]:
         """Every nomination the batch's deadline lapsed, in creation (id) order: what this

@@ -487,7 +487,10 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
                     {"t": last},
                 ).scalar()
                 unsent = c.execute(
-                    sa.text("SELECT count(*) FROM notices WHERE status <> 'sent'")
+                    # the 2023 batch, closed years late at start, keeps its letters suppressed
+                    sa.text(
+                        "SELECT count(*) FROM notices WHERE status NOT IN ('sent', 'suppressed')"
+                    )
                 ).scalar()
             return left == 0 and unsent == 0
 

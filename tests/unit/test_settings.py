@@ -134,6 +134,11 @@ VALID = [
     ("SWEEP_SECONDS", "3600", "sweep_seconds", 3600.0),
     ("SWEEP_SECONDS", "1e2", "sweep_seconds", 100.0),
     ("MAX_MATERIAL_BYTES", "1048576", "max_material_bytes", 1_048_576),
+    ("STALE_AFTER", "7", "stale_after", timedelta(days=7)),
+    ("STALE_AFTER", "0.5", "stale_after", timedelta(hours=12)),
+    ("STALE_AFTER", "36h", "stale_after", timedelta(hours=36)),
+    ("STALE_AFTER", "90m", "stale_after", timedelta(minutes=90)),
+    ("STALE_AFTER", "3600s", "stale_after", timedelta(hours=1)),
     *[("SMTP_STARTTLS", text, "smtp_starttls", True) for text in ("true", "True", "1", "yes")],
     *[("SMTP_STARTTLS", text, "smtp_starttls", True) for text in ("on", "ON", "t", "y")],
     *[("SMTP_STARTTLS", text, "smtp_starttls", False) for text in ("false", "0", "no", "NO")],
@@ -154,6 +159,7 @@ def test_a_valid_variable(
 
 
 INVALID = [
+    *[("STALE_AFTER", text) for text in ("0", "-1", "7w", "", " 7", "3651", "１", "7 d", "nan")],
     ("SMTP_PORT", "x"),
     ("SMTP_PORT", ""),
     ("SMTP_PORT", "0"),

@@ -106,6 +106,14 @@ class Batches:
                 places[province] = int(quota)
         return quotas
 
+    def open_past_deadline(self, now: datetime) -> list[BatchRecord]:
+        """Open batches whose deadline is at or before ``now``: their deadline work is due."""
+        rows = self.sql.all(
+            f"{_SELECT} WHERE status = ? AND deadline_at <= ? ORDER BY position",
+            (BatchStatus.OPEN.value, self.sql.dialect.time_in(now)),
+        )
+        return [self.record(row) for row in rows]
+
     def remove_quota(self, batch_id: str, province: str) -> None:
         self.sql.execute(
             "DELETE FROM quota_allocations WHERE batch_id = ? AND province = ?",

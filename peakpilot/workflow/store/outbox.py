@@ -95,10 +95,17 @@ class Outbox:
     def __init__(self, statements: Statements) -> None:
         self.sql = statements
 
-    def add(self, outgoing: Iterable[Outgoing], now: datetime) -> None:
-        """Queue rendered notices in this transaction: they commit or vanish with it."""
+    def add(
+        self,
+        outgoing: Iterable[Outgoing],
+        now: datetime,
+        *,
+        status: NoticeStatus = NoticeStatus.PENDING,
+    ) -> None:
+        """Queue rendered notices in this transaction: they commit or vanish with it
+        (``suppressed`` ones are kept and never sent)."""
         at = self.sql.dialect.time_in(now)
-        pending = NoticeStatus.PENDING.value
+        pending = status.value
         self.sql.execute_many(
             _INSERT,
             [

@@ -116,6 +116,35 @@ def verify() -> None:
 
 @click.command()
 @json_option
+def status() -> None:
+    """Health for operators and monitors: daemons, backlogs, problems (exit 8 when unhealthy)."""
+    report = open_engine().status(sweep_seconds=current_settings().sweep_seconds)
+
+    def human() -> None:
+        verdict = "healthy" if report.healthy else "UNHEALTHY"
+        click.echo(
+            f"{verdict} (schema {report.schema}, programme version {report.program_version})"
+        )
+        for daemon in report.daemons:
+            click.echo(
+                f"daemon {daemon.host}:{daemon.pid}: started {when(daemon.started_at)}, "
+                f"last seen {when(daemon.last_seen)}"
+            )
+        if not report.daemons:
+            click.echo("daemons: none registered")
+        t, n = report.timers, report.notices
+        click.echo(f"timers: {t.pending} pending, {t.overdue} overdue")
+        click.echo(f"notices: {n.pending} pending, {n.failed} failed, {n.dead} dead")
+        for problem in report.problems:
+            click.echo(f"problem: {problem}")
+
+    emit(report, human)
+    if not report.healthy:
+        raise click.exceptions.Exit(8)
+
+
+@click.command()
+@json_option
 def demo() -> None:
     """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
     from peakpilot.clock import FrozenClock
@@ -186,4 +215,4 @@ def daemon(log_format: str) -> None:
     ).run()
 
 
-COMMANDS = (init, diagram, audit, tick, daemon, demo)
+COMMANDS = (init, diagram, audit, tick, daemon, demo, status)

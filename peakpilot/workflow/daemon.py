@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from peakpilot.notifications.channels import Channel
     from peakpilot.workflow.snapshots import DispatchReport, TickReport
+    from peakpilot.workflow.store.daemons import DaemonRecord
 
 log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
@@ -74,6 +76,11 @@ class Wakeable(Protocol):
     ) -> TickReport: ...
 
     def next_due_at(self) -> datetime | None: ...
+
+    def heartbeat(
+        self, daemon: DaemonRecord, *, starting: bool = False, stopped: bool = False
+    ) -> None:
+        """Register the daemon or refresh its ``last_seen``; ``stopped``: it leaves."""
 
     def dispatch_notices(
         self,
@@ -184,6 +191,7 @@ class Daemon:
         self.stopping = threading.Event()
         self._busy = threading.Lock()  # held by the job in hand
         self._caught_up = False
+        self._identity: DaemonRecord | None = None  # registered for `status` once started
 
     def run(self) -> None:
         """Block until stopped: :meth:`start`, wait for the stop signal, :meth:`shutdown`.
@@ -213,6 +221,13 @@ class Daemon:
         if not self._wait_for_database():
             return False
         now = self.clock.now()
+        from peakpilot.workflow.ids import new_id
+        from peakpilot.workflow.store.daemons import DaemonRecord
+
+        self._identity = DaemonRecord(
+            new_id(), socket.gethostname(), os.getpid(), now, now, self.sweep_seconds
+        )
+        self._beat(starting=True)
         self.waker.every(SWEEP, self._work, self.sweep_seconds, now)
         self.waker.every(DISPATCH, self._dispatch, self.sweep_seconds, now + DISPATCH_LAG)
         log.info(
@@ -241,6 +256,7 @@ class Daemon:
         with self._busy:
             pass
         self.waker.shutdown()
+        self._beat(stopped=True)  # a daemon that stopped cleanly is not "silent"
 
     def job_count(self) -> int:
         return self.waker.job_count()
@@ -264,6 +280,16 @@ class Daemon:
 
     # -- jobs ------------------------------------------------------------------------------
 
+    def _beat(self, *, starting: bool = False, stopped: bool = False) -> None:
+        """Tell the database this daemon is alive (or, ``stopped``, gone); a failure is
+        logged and the next sweep tries again: a heartbeat never stops the work."""
+        if self._identity is None:
+            return
+        try:
+            self.engine.heartbeat(self._identity, starting=starting, stopped=stopped)
+        except PeakpilotError as error:
+            log.error("heartbeat failed: %s", error)
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
         self.stopping.set()
@@ -272,6 +298,7 @@ class Daemon:
         """Do every due timer, send what that produced, and re-arm the wake-up."""
         with self._busy:
             if not self.stopping.is_set():
+                self._beat()
                 ticked = self._tick()
                 if ticked:
                     self._send()

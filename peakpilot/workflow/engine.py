@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from peakpilot.workflow.commands import Commands
     from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
+    from peakpilot.workflow.health import Status
+    from peakpilot.workflow.store.daemons import DaemonRecord
 
 
 class Engine:
@@ -473,6 +475,24 @@ class Engine:
     def retry_notice(self, notice_id: str) -> Notice:
         """Put a failed or dead notice back in the queue, due now, with fresh attempts."""
         return self._delivery().retry(notice_id)
+
+    def status(self, *, sweep_seconds: float = 5.0) -> Status:
+        """Whether peakpilot is healthy (the ``status`` document): the schema, the
+        programme version, the daemons' heartbeats, the timers' and notices' backlog, and
+        the problems found. ``sweep_seconds`` is the daemons' sweep period, which the
+        thresholds count in."""
+        from peakpilot.workflow.health import read_status
+
+        return read_status(self._runtime, sweep_seconds)
+
+    def heartbeat(
+        self, daemon: DaemonRecord, *, starting: bool = False, stopped: bool = False
+    ) -> None:
+        """A daemon registers (``starting``: replacing the silent entries of its host),
+        says it is still alive, or, ``stopped``, leaves."""
+        from peakpilot.workflow.health import heartbeat
+
+        heartbeat(self._runtime, daemon, starting=starting, stopped=stopped)
 
     def check_templates(self) -> None:
         """Compile every template the programme's notices need; refuse a missing or

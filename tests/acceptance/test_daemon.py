@@ -566,3 +566,47 @@ def test_a_daemon_started_before_its_database_waits_for_it_and_stops_on_sigterm(
         with postgres_admin.connect() as connection:
             for database in (name, f"{name}_staging"):
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def status(url: str) -> tuple[int, dict[str, Any]]:
+    """``peakpilot status --json`` with the daemons' sweep period: exit code, document."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "peakpilot", "--db", url, "status", "--json"],
+        capture_output=True,
+        text=True,
+        env={**environment, "PEAKPILOT_SWEEP_SECONDS": SWEEP_SECONDS},
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.postgres
+def test_status_lists_each_daemon_and_finds_a_dead_one(
+    postgres_url: str, daemons: Callable[..., Daemon]
+) -> None:
+    prepare(postgres_url).close()
+    first, second = daemons(postgres_url, name="first"), daemons(postgres_url, name="second")
+    first.wait_started()
+    second.wait_started()
+    code, document = status(postgres_url)
+    assert (code, document["healthy"], document["problems"]) == (0, True, [])
+    pids = {d["pid"] for d in document["daemons"]}
+    assert pids == {first.process.pid, second.process.pid}
+    assert {d["host"] for d in document["daemons"]} == {socket.gethostname()}
+    assert {"started_at", "last_seen"} <= document["daemons"][0].keys()
+
+    first.kill()  # no clean stop: its entry goes silent
+    time.sleep(4 * float(SWEEP_SECONDS) + 0.5)
+    code, document = status(postgres_url)
+    assert code == 8 and document["healthy"] is False
+    [problem] = document["problems"]
+    assert problem.startswith(f"daemon {socket.gethostname()}:{first.process.pid} has been silent")
+    assert second.terminate()[0] == 0  # a clean stop leaves the registry
+    code, document = status(postgres_url)
+    assert [d["pid"] for d in document["daemons"]] == [first.process.pid]
+    restarted = daemons(postgres_url, name="restarted")
+    restarted.wait_started()
+    code, document = status(postgres_url)  # it replaced the dead one's entry
+    assert (code, [d["pid"] for d in document["daemons"]]) == (0, [restarted.process.pid])

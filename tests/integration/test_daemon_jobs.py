@@ -201,6 +201,10 @@ class Watched:
         self.calls["next_due_at"] += 1
         return self.engine.next_due_at()
 
+    def heartbeat(self, daemon: Any, *, starting: bool = False, stopped: bool = False) -> None:
+        self.calls["heartbeat"] += 1
+        self.engine.heartbeat(daemon, starting=starting, stopped=stopped)
+
     def dispatch_notices(self, channel: Any, **options: Any) -> Any:
         self.calls["dispatch_notices"] += 1
         return self.engine.dispatch_notices(channel, **options)

@@ -198,21 +198,31 @@ def tick() -> None:
 @click.option(
     "--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True
 )
-def daemon(log_format: str) -> None:
+@click.option(
+    "--http",
+    metavar="[HOST:]PORT",
+    help="Serve /healthz and /metrics here (loopback unless a HOST is given).",
+)
+def daemon(log_format: str, http: str | None) -> None:
     """Run the scheduler and the notice dispatcher until SIGINT or SIGTERM."""
     from peakpilot.notifications.channels import channel_from_settings
     from peakpilot.workflow.daemon import Daemon, configure_logging
+    from peakpilot.workflow.monitoring import serve
 
     settings = current_settings()
     if settings.now is not None:
         raise click.UsageError("the daemon runs on the system clock: drop --now / PEAKPILOT_NOW")
-    configure_logging(log_format)
-    Daemon(
-        open_engine(),
-        channel_from_settings(settings),
-        sweep_seconds=settings.sweep_seconds,
-        max_attempts=settings.notify_max_attempts,
-    ).run()
+    engine = open_engine()
+    listen = http or settings.http
+    with serve(engine, listen, settings.sweep_seconds) as metrics:
+        configure_logging(log_format)
+        Daemon(
+            engine,
+            channel_from_settings(settings),
+            sweep_seconds=settings.sweep_seconds,
+            max_attempts=settings.notify_max_attempts,
+            metrics=metrics,
+        ).run()
 
 
 COMMANDS = (init, diagram, audit, tick, daemon, demo, status)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -433,16 +433,18 @@ class Engine:
         *,
         stop: threading.Event | None = None,
         lapse_chunk: int = LAPSE_CHUNK,
+        progress: Callable[[], None] | None = None,
     ) -> TickReport:
         """Do every timer due at ``now`` (the clock's time by default), in due order.
 
         A deadline lapses at most ``lapse_chunk`` nominations per transaction
         (``LAPSE_CHUNK``, 5,000; lower it for smaller transactions): interrupted between
         chunks, it leaves its timer pending, and the next tick lapses the rest, then
-        sends the notices listing them all.
+        sends the notices listing them all. ``progress`` is called after each
+        transaction (a daemon's heartbeat: it is working).
         """
         return self._runtime.by_rules_in_force(
-            lambda: self._deadlines.tick(now, stop=stop, lapse_chunk=lapse_chunk)
+            lambda: self._deadlines.tick(now, stop=stop, lapse_chunk=lapse_chunk, progress=progress)
         )
 
     def next_due_at(self) -> datetime | None:
@@ -484,6 +486,10 @@ class Engine:
         from peakpilot.workflow.health import read_status
 
         return read_status(self._runtime, sweep_seconds)
+
+    def transition_counts(self) -> dict[str, int]:
+        """How many audit records each event wrote (``peakpilot_transitions_total``)."""
+        return self._runtime.db.run(lambda tx: tx.trail.counts_by_event(), write=False)
 
     def heartbeat(
         self, daemon: DaemonRecord, *, starting: bool = False, stopped: bool = False

@@ -190,12 +190,18 @@ class Watched:
     def check_templates(self) -> None:
         self.engine.check_templates()
 
-    def tick(self, now: datetime | None = None, *, stop: threading.Event | None = None) -> Any:
+    def tick(
+        self,
+        now: datetime | None = None,
+        *,
+        stop: threading.Event | None = None,
+        progress: Callable[[], None] | None = None,
+    ) -> Any:
         self.calls["tick"] += 1
         if self.failing_ticks:
             self.failing_ticks -= 1
             raise Unavailable("cannot reach database sqlite:///x.db: connection lost")
-        return self.engine.tick(now, stop=stop)
+        return self.engine.tick(now, stop=stop, progress=progress)
 
     def next_due_at(self) -> datetime | None:
         self.calls["next_due_at"] += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -630,12 +631,23 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"no {name} in:\n{text}")
 
 
+UNIT = Path(__file__).parents[2] / "deploy" / "peakpilot.service"
+
+
+def unit_arguments(port: int) -> list[str]:
+    """The arguments the unit file's ExecStart gives peakpilot, on ``port``."""
+    [line] = [x for x in UNIT.read_text().splitlines() if x.startswith("ExecStart=")]
+    arguments = line.removeprefix("ExecStart=").split()[1:]
+    return [re.sub(r":\d+$", f":{port}", a) if a.startswith("127.0.0.1:") else a for a in arguments]
+
+
 @pytest.mark.slow
 def test_a_daemon_is_scraped_while_it_works_through_its_timers(
     sqlite_url: str, daemons: Callable[..., Daemon], full_run: bool
 ) -> None:
-    """The unit file's command line with --http: /metrics and /healthz answer while the
-    daemon works through a backlog of due milestone timers (10,000 in the full run)."""
+    """The unit file's command line (deploy/peakpilot.service, on a free port): /metrics
+    and /healthz answer while the daemon works through a backlog of due milestone timers
+    (10,000 in the full run)."""
     import sqlite3
 
     from benchmarks import seed
@@ -659,7 +671,7 @@ def test_a_daemon_is_scraped_while_it_works_through_its_timers(
             ],
         )
     port = free_port()
-    worker = daemons(sqlite_url, "daemon", "--http", f"127.0.0.1:{port}", "--log-format", "json")
+    worker = daemons(sqlite_url, *unit_arguments(port))
     worker.wait_started()
     base = f"http://127.0.0.1:{port}"
     code, body = get(f"{base}/healthz")

@@ -118,6 +118,35 @@ def verify() -> None:
 
 @click.command()
 @json_option
+def status() -> None:
+    """Health for operators and monitors: daemons, backlogs, problems (exit 8 when unhealthy)."""
+    report = open_engine().status(sweep_seconds=current_settings().sweep_seconds)
+
+    def human() -> None:
+        verdict = "healthy" if report.healthy else "UNHEALTHY"
+        click.echo(
+            f"{verdict} (schema {report.schema}, programme version {report.program_version})"
+        )
+        for daemon in report.daemons:
+            click.echo(
+                f"daemon {daemon.host}:{daemon.pid}: started {when(daemon.started_at)}, "
+                f"last seen {when(daemon.last_seen)}"
+            )
+        if not report.daemons:
+            click.echo("daemons: none registered")
+        t, n = report.timers, report.notices
+        click.echo(f"timers: {t.pending} pending, {t.overdue} overdue")
+        click.echo(f"notices: {n.pending} pending, {n.failed} failed, {n.dead} dead")
+        for problem in report.problems:
+            click.echo(f"problem: {problem}")
+
+    emit(report, human)
+    if not report.healthy:
+        raise click.exceptions.Exit(8)
+
+
+@click.command()
+@json_option
 def demo() -> None:
     """Replay the 2023 first batch on a simulated clock into --db (new or empty)."""
     from peakpilot.clock import FrozenClock
@@ -171,21 +200,31 @@ def tick() -> None:
 @click.option(
     "--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True
 )
-def daemon(log_format: str) -> None:
+@click.option(
+    "--http",
+    metavar="[HOST:]PORT",
+    help="Serve /healthz and /metrics here (loopback unless a HOST is given).",
+)
+def daemon(log_format: str, http: str | None) -> None:
     """Run the scheduler and the notice dispatcher until SIGINT or SIGTERM."""
     from peakpilot.notifications.channels import channel_from_settings
     from peakpilot.workflow.daemon import Daemon, configure_logging
+    from peakpilot.workflow.monitoring import serve
 
     settings = current_settings()
     if settings.now is not None:
         raise click.UsageError("the daemon runs on the system clock: drop --now / PEAKPILOT_NOW")
-    configure_logging(log_format)
-    Daemon(
-        open_engine(),
-        channel_from_settings(settings),
-        sweep_seconds=settings.sweep_seconds,
-        max_attempts=settings.notify_max_attempts,
-    ).run()
+    engine = open_engine()
+    listen = http or settings.http
+    with serve(engine, listen, settings.sweep_seconds) as metrics:
+        configure_logging(log_format)
+        Daemon(
+            engine,
+            channel_from_settings(settings),
+            sweep_seconds=settings.sweep_seconds,
+            max_attempts=settings.notify_max_attempts,
+            metrics=metrics,
+        ).run()
 
 
-COMMANDS = (init, diagram, audit, tick, daemon, demo)
+COMMANDS = (init, diagram, audit, tick, daemon, demo, status)

@@ -179,6 +179,8 @@ class Settings:
     smtp_password: Secret | None = field(default=None, metadata=_check(_secret))
     smtp_starttls: bool = field(default=False, metadata=_check(_flag))
     sweep_seconds: float = field(default=5.0, metadata=_check(_seconds))
+    # where the daemon serves /healthz and /metrics: PORT (loopback) or HOST:PORT; none
+    http: str | None = field(default=None, metadata=_check(_text))
     # the largest document `attach` stores (25 MiB)
     max_material_bytes: int = field(
         default=DEFAULT_MAX_MATERIAL_BYTES, metadata=_check(_whole(1, 2**31))

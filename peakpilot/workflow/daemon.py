@@ -19,7 +19,9 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +36,9 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from peakpilot.notifications.channels import Channel
+    from peakpilot.workflow.monitoring import Metrics
     from peakpilot.workflow.snapshots import DispatchReport, TickReport
+    from peakpilot.workflow.store.daemons import DaemonRecord
 
 log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
@@ -70,10 +74,19 @@ class Wakeable(Protocol):
         """Loads the programme and the contacts and compiles every template it needs."""
 
     def tick(
-        self, now: datetime | None = None, *, stop: threading.Event | None = None
+        self,
+        now: datetime | None = None,
+        *,
+        stop: threading.Event | None = None,
+        progress: Callable[[], None] | None = None,
     ) -> TickReport: ...
 
     def next_due_at(self) -> datetime | None: ...
+
+    def heartbeat(
+        self, daemon: DaemonRecord, *, starting: bool = False, stopped: bool = False
+    ) -> None:
+        """Register the daemon or refresh its ``last_seen``; ``stopped``: it leaves."""
 
     def dispatch_notices(
         self,
@@ -174,8 +187,10 @@ class Daemon:
         max_attempts: int = 8,
         clock: Clock | None = None,
         waker: Waker | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics  # the durations /metrics shows, when the daemon serves it
         self.channel = channel
         self.sweep_seconds = sweep_seconds
         self.max_attempts = max_attempts
@@ -184,6 +199,8 @@ class Daemon:
         self.stopping = threading.Event()
         self._busy = threading.Lock()  # held by the job in hand
         self._caught_up = False
+        self._identity: DaemonRecord | None = None  # registered for `status` once started
+        self._last_beat = 0.0  # time.monotonic() of the last heartbeat
 
     def run(self) -> None:
         """Block until stopped: :meth:`start`, wait for the stop signal, :meth:`shutdown`.
@@ -213,6 +230,13 @@ class Daemon:
         if not self._wait_for_database():
             return False
         now = self.clock.now()
+        from peakpilot.workflow.ids import new_id
+        from peakpilot.workflow.store.daemons import DaemonRecord
+
+        self._identity = DaemonRecord(
+            new_id(), socket.gethostname(), os.getpid(), now, now, self.sweep_seconds
+        )
+        self._beat(starting=True)
         self.waker.every(SWEEP, self._work, self.sweep_seconds, now)
         self.waker.every(DISPATCH, self._dispatch, self.sweep_seconds, now + DISPATCH_LAG)
         log.info(
@@ -241,6 +265,7 @@ class Daemon:
         with self._busy:
             pass
         self.waker.shutdown()
+        self._beat(stopped=True)  # a daemon that stopped cleanly is not "silent"
 
     def job_count(self) -> int:
         return self.waker.job_count()
@@ -264,6 +289,23 @@ class Daemon:
 
     # -- jobs ------------------------------------------------------------------------------
 
+    def _beat_if_due(self) -> None:
+        """Beat during a long tick or dispatch too, once a sweep period: busy is not
+        silent."""
+        if time.monotonic() - self._last_beat >= self.sweep_seconds:
+            self._beat()
+
+    def _beat(self, *, starting: bool = False, stopped: bool = False) -> None:
+        """Tell the database this daemon is alive (or, ``stopped``, gone); a failure is
+        logged and the next sweep tries again: a heartbeat never stops the work."""
+        if self._identity is None:
+            return
+        self._last_beat = time.monotonic()
+        try:
+            self.engine.heartbeat(self._identity, starting=starting, stopped=stopped)
+        except PeakpilotError as error:
+            log.error("heartbeat failed: %s", error)
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
         self.stopping.set()
@@ -272,6 +314,7 @@ class Daemon:
         """Do every due timer, send what that produced, and re-arm the wake-up."""
         with self._busy:
             if not self.stopping.is_set():
+                self._beat()
                 ticked = self._tick()
                 if ticked:
                     self._send()
@@ -279,7 +322,10 @@ class Daemon:
     def _tick(self) -> bool:
         """Do the due timers and re-arm the wake-up; whether any timer was done."""
         try:
-            report = self.engine.tick(stop=self.stopping)
+            started = time.perf_counter()
+            report = self.engine.tick(stop=self.stopping, progress=self._beat_if_due)
+            if self.metrics is not None:
+                self.metrics.tick_seconds.observe(time.perf_counter() - started)
             for outcome in report.outcomes:
                 log.info(
                     outcome.action,
@@ -323,6 +369,7 @@ class Daemon:
         between first: a long backlog (or a slow SMTP server) never holds a deadline."""
         try:
             while not self.stopping.is_set():
+                started = time.perf_counter()
                 report = self.engine.dispatch_notices(
                     self.channel,
                     max_attempts=self.max_attempts,
@@ -330,6 +377,9 @@ class Daemon:
                     max_batches=1,
                     stop=self.stopping,
                 )
+                if self.metrics is not None:
+                    self.metrics.dispatch_seconds.observe(time.perf_counter() - started)
+                self._beat_if_due()
                 if not (report.sent or report.failed or report.dead):
                     return
                 log.info(

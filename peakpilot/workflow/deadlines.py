@@ -8,6 +8,7 @@ and changes nothing. The daemon only decides when to call it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from peakpilot.clock import require_instant
@@ -27,7 +28,12 @@ class Deadlines:
         self.stale_after = stale_after  # deadline work this late stores its notices suppressed
 
     def tick(
-        self, now: datetime | None, *, stop: threading.Event | None, lapse_chunk: int
+        self,
+        now: datetime | None,
+        *,
+        stop: threading.Event | None,
+        lapse_chunk: int,
+        progress: Callable[[], None] | None = None,
     ) -> TickReport:
         now = require_instant(now, "tick time") if now is not None else self.rt.now()
         if not 1 <= lapse_chunk <= LAPSE_CHUNK:
@@ -62,6 +68,8 @@ class Deadlines:
             lapses.committed()
             if outcome is not None:
                 outcomes.append(outcome)
+            if progress is not None:
+                progress()
         return TickReport(self.rt.local(now), tuple(outcomes))
 
     def next_due_at(self) -> datetime | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -58,7 +58,9 @@ if TYPE_CHECKING:
     from peakpilot.workflow.commands import Commands
     from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
+    from peakpilot.workflow.health import Status
     from peakpilot.workflow.store.batches import BatchRecord
+    from peakpilot.workflow.store.daemons import DaemonRecord
 
 
 class Engine:
@@ -475,16 +477,18 @@ class Engine:
         *,
         stop: threading.Event | None = None,
         lapse_chunk: int = LAPSE_CHUNK,
+        progress: Callable[[], None] | None = None,
     ) -> TickReport:
         """Do every timer due at ``now`` (the clock's time by default), in due order.
 
         A deadline lapses at most ``lapse_chunk`` nominations per transaction
         (``LAPSE_CHUNK``, 5,000; lower it for smaller transactions): interrupted between
         chunks, it leaves its timer pending, and the next tick lapses the rest, then
-        sends the notices listing them all.
+        sends the notices listing them all. ``progress`` is called after each
+        transaction (a daemon's heartbeat: it is working).
         """
         return self._runtime.by_rules_in_force(
-            lambda: self._deadlines.tick(now, stop=stop, lapse_chunk=lapse_chunk)
+            lambda: self._deadlines.tick(now, stop=stop, lapse_chunk=lapse_chunk, progress=progress)
         )
 
     def next_due_at(self) -> datetime | None:
@@ -517,6 +521,28 @@ class Engine:
     def retry_notice(self, notice_id: str) -> Notice:
         """Put a failed or dead notice back in the queue, due now, with fresh attempts."""
         return self._delivery().retry(notice_id)
+
+    def status(self, *, sweep_seconds: float = 5.0) -> Status:
+        """Whether peakpilot is healthy (the ``status`` document): the schema, the
+        programme version, the daemons' heartbeats, the timers' and notices' backlog, and
+        the problems found. ``sweep_seconds`` is the daemons' sweep period, which the
+        thresholds count in."""
+        from peakpilot.workflow.health import read_status
+
+        return read_status(self._runtime, sweep_seconds)
+
+    def transition_counts(self) -> dict[str, int]:
+        """How many audit records each event wrote (``peakpilot_transitions_total``)."""
+        return self._runtime.db.run(lambda tx: tx.trail.counts_by_event(), write=False)
+
+    def heartbeat(
+        self, daemon: DaemonRecord, *, starting: bool = False, stopped: bool = False
+    ) -> None:
+        """A daemon registers (``starting``: replacing the silent entries of its host),
+        says it is still alive, or, ``stopped``, leaves."""
+        from peakpilot.workflow.health import heartbeat
+
+        heartbeat(self._runtime, daemon, starting=starting, stopped=stopped)
 
     def check_templates(self) -> None:
         """Compile every template the programme's notices need; refuse a missing or

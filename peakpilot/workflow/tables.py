@@ -225,3 +225,18 @@ class MaterialRow(SQLModel, table=True):
     doc_number: str | None = Field(default=None, max_length=100)
     actor: str = Field(max_length=64)
     attached_at: datetime
+
+
+class DaemonRow(SQLModel, table=True):
+    """A running daemon, for ``status``: it registers when it starts, refreshes
+    ``last_seen`` every sweep and leaves when it stops cleanly, so a row whose
+    ``last_seen`` has gone quiet is a daemon that died or hangs."""
+
+    __tablename__ = "daemons"
+
+    id: str = Field(primary_key=True, max_length=32)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+    sweep_seconds: float

@@ -573,3 +573,131 @@ def test_a_daemon_started_before_its_database_waits_for_it_and_stops_on_sigterm(
         with postgres_admin.connect() as connection:
             for database in (name, f"{name}_staging"):
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def status(url: str) -> tuple[int, dict[str, Any]]:
+    """``peakpilot status --json`` with the daemons' sweep period: exit code, document."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "peakpilot", "--db", url, "status", "--json"],
+        capture_output=True,
+        text=True,
+        env={**environment, "PEAKPILOT_SWEEP_SECONDS": SWEEP_SECONDS},
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.postgres
+def test_status_lists_each_daemon_and_finds_a_dead_one(
+    postgres_url: str, daemons: Callable[..., Daemon]
+) -> None:
+    prepare(postgres_url).close()
+    first, second = daemons(postgres_url, name="first"), daemons(postgres_url, name="second")
+    first.wait_started()
+    second.wait_started()
+    code, document = status(postgres_url)
+    assert (code, document["healthy"], document["problems"]) == (0, True, [])
+    pids = {d["pid"] for d in document["daemons"]}
+    assert pids == {first.process.pid, second.process.pid}
+    assert {d["host"] for d in document["daemons"]} == {socket.gethostname()}
+    assert {"started_at", "last_seen"} <= document["daemons"][0].keys()
+
+    first.kill()  # no clean stop: its entry goes silent
+    time.sleep(4 * float(SWEEP_SECONDS) + 0.5)
+    code, document = status(postgres_url)
+    assert code == 8 and document["healthy"] is False
+    [problem] = document["problems"]
+    assert problem.startswith(f"daemon {socket.gethostname()}:{first.process.pid} has been silent")
+    assert second.terminate()[0] == 0  # a clean stop leaves the registry
+    code, document = status(postgres_url)
+    assert [d["pid"] for d in document["daemons"]] == [first.process.pid]
+    restarted = daemons(postgres_url, name="restarted")
+    restarted.wait_started()
+    code, document = status(postgres_url)  # it replaced the dead one's entry
+    assert (code, [d["pid"] for d in document["daemons"]]) == (0, [restarted.process.pid])
+
+
+def get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in:\n{text}")
+
+
+UNIT = Path(__file__).parents[2] / "deploy" / "peakpilot.service"
+
+
+def unit_arguments(port: int) -> list[str]:
+    """The arguments the unit file's ExecStart gives peakpilot, on ``port``."""
+    [line] = [x for x in UNIT.read_text().splitlines() if x.startswith("ExecStart=")]
+    arguments = line.removeprefix("ExecStart=").split()[1:]
+    return [re.sub(r":\d+$", f":{port}", a) if a.startswith("127.0.0.1:") else a for a in arguments]
+
+
+@pytest.mark.slow
+def test_a_daemon_is_scraped_while_it_works_through_its_timers(
+    sqlite_url: str, daemons: Callable[..., Daemon], full_run: bool
+) -> None:
+    """The unit file's command line (deploy/peakpilot.service, on a free port): /metrics
+    and /healthz answer while the daemon works through a backlog of due milestone timers
+    (10,000 in the full run)."""
+    import sqlite3
+
+    from benchmarks import seed
+    from benchmarks.workload import sqlite_stamp
+    from peakpilot.workflow.ids import new_id
+
+    count = 10_000 if full_run else 1_000
+    prepare(sqlite_url).close()
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    owners = seed.sqlite_nominations(path, 100, keep=True)
+    due = sqlite_stamp(datetime.now(UTC) - timedelta(minutes=1))
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO timers (id, unique_key, kind, due_at, batch_id, province, "
+            "nomination_id, payload, status, created_at) VALUES (?, ?, 'milestone', ?, "
+            "'2023-first', ?, ?, '{\"year\": 2025}', 'pending', ?)",
+            [
+                (new_id(), f"{o.id}/backlog/{i}", due, o.province, o.id, due)
+                for i in range(count)
+                for o in [owners[i % len(owners)]]
+            ],
+        )
+    port = free_port()
+    worker = daemons(sqlite_url, *unit_arguments(port))
+    worker.wait_started()
+    base = f"http://127.0.0.1:{port}"
+    code, body = get(f"{base}/healthz")
+    assert code in (200, 503) and "timers" in json.loads(body)
+    seen_pending = []
+    limit = time.monotonic() + (600 if full_run else 120)
+    while True:
+        code, text = get(f"{base}/metrics")
+        assert code == 200
+        seen_pending.append(metric(text, "peakpilot_timers_pending"))
+        if seen_pending[-1] == 0 and metric(text, 'peakpilot_notices{status="pending"}') == 0:
+            break
+        assert time.monotonic() < limit, f"still {seen_pending[-1]} timers pending"
+        time.sleep(0.2)
+    assert max(seen_pending) > 0  # scraped while it worked, not only after
+    assert metric(text, "peakpilot_tick_seconds_count") >= 1
+    assert metric(text, "peakpilot_dispatch_seconds_count") >= 1
+    assert metric(text, "peakpilot_daemons") == 1
+    assert metric(text, 'peakpilot_transitions_total{event="nominate"}') >= 100
+    code, body = get(f"{base}/healthz")
+    assert (code, json.loads(body)["healthy"]) == (200, True), body
+    assert get(f"{base}/nothing")[0] == 404
+    assert worker.terminate()[0] == 0

@@ -190,16 +190,26 @@ class Watched:
     def check_templates(self) -> None:
         self.engine.check_templates()
 
-    def tick(self, now: datetime | None = None, *, stop: threading.Event | None = None) -> Any:
+    def tick(
+        self,
+        now: datetime | None = None,
+        *,
+        stop: threading.Event | None = None,
+        progress: Callable[[], None] | None = None,
+    ) -> Any:
         self.calls["tick"] += 1
         if self.failing_ticks:
             self.failing_ticks -= 1
             raise Unavailable("cannot reach database sqlite:///x.db: connection lost")
-        return self.engine.tick(now, stop=stop)
+        return self.engine.tick(now, stop=stop, progress=progress)
 
     def next_due_at(self) -> datetime | None:
         self.calls["next_due_at"] += 1
         return self.engine.next_due_at()
+
+    def heartbeat(self, daemon: Any, *, starting: bool = False, stopped: bool = False) -> None:
+        self.calls["heartbeat"] += 1
+        self.engine.heartbeat(daemon, starting=starting, stopped=stopped)
 
     def dispatch_notices(self, channel: Any, **options: Any) -> Any:
         self.calls["dispatch_notices"] += 1

@@ -158,6 +158,18 @@ class Outbox:
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return [self._record(row) for row in self.sql.all(f"{_SELECT}{where} ORDER BY id", params)]
 
+    def by_status(self) -> dict[str, int]:
+        """How many notices are in each status."""
+        rows = self.sql.all("SELECT status, count(*) FROM notices GROUP BY status")
+        return {str(status): int(count) for status, count in rows}
+
+    def oldest_pending_at(self) -> datetime | None:
+        """When the oldest notice still waiting for its first delivery was written."""
+        row = self.sql.one(
+            "SELECT min(created_at) FROM notices WHERE status = ?", (NoticeStatus.PENDING.value,)
+        )
+        return None if row is None else self.sql.dialect.maybe_time_out(row[0])
+
     def get(self, notice_id: str) -> NoticeRecord:
         """The notice, or NotFound (a malformed id is simply not found)."""
         row = None

@@ -196,6 +196,18 @@ class Timers:
         )
         return [self._record(row) for row in rows]
 
+    def backlog(self, overdue_before: datetime) -> tuple[int, int, datetime | None]:
+        """How many timers are pending, how many of them were due before
+        ``overdue_before``, and the oldest due time among those."""
+        row = self.sql.one(
+            "SELECT count(*), "
+            "sum(CASE WHEN due_at < ? THEN 1 ELSE 0 END), "
+            "min(CASE WHEN due_at < ? THEN due_at END) FROM timers WHERE status = ?",
+            (*(self.sql.dialect.time_in(overdue_before),) * 2, _PENDING),
+        )
+        assert row is not None
+        return int(row[0]), int(row[1] or 0), self.sql.dialect.maybe_time_out(row[2])
+
     def next_due_at(self) -> datetime | None:
         row = self.sql.one("SELECT min(due_at) FROM timers WHERE status = ?", (_PENDING,))
         return None if row is None else self.sql.dialect.maybe_time_out(row[0])

@@ -143,6 +143,11 @@ class AuditTrail:
         time_out = self.sql.dialect.time_out
         return {str(nomination): time_out(at) for nomination, at in rows}
 
+    def counts_by_event(self) -> dict[str, int]:
+        """How many records each event wrote, ever (the trail is append-only)."""
+        rows = self.sql.all("SELECT event, count(*) FROM audit_records GROUP BY event")
+        return {str(event): int(count) for event, count in rows}
+
     def count(self) -> int:
         return self.sql.count("SELECT count(*) FROM audit_records")
 

@@ -19,6 +19,7 @@ from peakpilot.workflow.store.programs import Programs
 from peakpilot.workflow.store.trail import AuditTrail
 
 if TYPE_CHECKING:  # imported by their first use: a read command needs none of them
+    from peakpilot.workflow.store.daemons import Daemons
     from peakpilot.workflow.store.idempotency import RememberedCalls
     from peakpilot.workflow.store.lapses import Lapses
     from peakpilot.workflow.store.materials import Materials
@@ -76,6 +77,12 @@ class Transaction:
         from peakpilot.workflow.store.materials import Materials
 
         return Materials(self.statements)
+
+    @cached_property
+    def daemons(self) -> Daemons:
+        from peakpilot.workflow.store.daemons import Daemons
+
+        return Daemons(self.statements)
 
     @cached_property
     def remembered(self) -> RememberedCalls:

@@ -13,6 +13,7 @@ sees one state.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +28,9 @@ from sqlalchemy.pool import PoolProxiedConnection
 from peakpilot.errors import (
     ConnectionLost,
     DatabaseLocked,
-    InvalidInput,
     PeakpilotError,
     Unavailable,
+    UsageError,
 )
 from peakpilot.workflow.store.driver import SqlDialect, StatementProbe, Statements
 from peakpilot.workflow.store.errors import first_line, translate
@@ -38,7 +39,20 @@ from peakpilot.workflow.store.transaction import LapseProbe, Transaction
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-SUPPORTED_URLS = "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+SUPPORTED_URLS = (
+    "sqlite:///FILE (a path from the working folder; sqlite:////FILE from the root) or "
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (also written postgres:// or "
+    "postgresql+psycopg://)"
+)
+# the drivers the store is written for (pysqlite, psycopg 3), by how a URL may name them;
+# postgres:// is libpq's other spelling, which SQLAlchemy no longer reads
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+}
 _PREPARED = "peakpilot_prepared"  # marks a DBAPI connection whose PRAGMAs are set
 
 
@@ -66,21 +80,42 @@ def masked(url: sa.URL | str) -> str:
 
 
 def create_engine(url: str) -> sa.Engine:
-    """An SQLAlchemy engine for ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``)."""
+    """An SQLAlchemy engine for ``url``, one of :data:`SUPPORTED_URLS`.
+
+    Raises:
+        UsageError: a URL that cannot be read, or of a kind peakpilot's store is not
+            written for (another database, another driver), listing the forms it takes.
+    """
     try:
         parsed = make_url(url)
-    except exc.ArgumentError:
-        raise InvalidInput(f"cannot read database URL {url!r}: write {SUPPORTED_URLS}") from None
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    except (exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise UsageError(
+            f"cannot read database URL {_hide_password(url)!r}: write {SUPPORTED_URLS}"
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername.lower())
+    if driver is None:
+        raise UsageError(
+            f"database URL {masked(parsed)} is of a kind peakpilot does not support: "
+            f"write {SUPPORTED_URLS}"
+        )
+    parsed = parsed.set(drivername=driver)
     try:
         # No pool_pre_ping: a ping at every checkout cost each PostgreSQL transaction a
         # round trip (~24 us a fire). A connection that died while pooled (a restarted
         # server) is found by the transaction's first statement instead, before anything
         # was written, and Database.run runs the work again on another connection.
         return sa.create_engine(parsed)
-    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
-        raise InvalidInput(f"cannot use database URL {masked(parsed)}: {error}") from None
+    except (exc.ArgumentError, TypeError, ValueError) as error:  # e.g. ?timeout=abc
+        raise UsageError(f"cannot use database URL {masked(parsed)}: {error}") from None
+    except ImportError as error:  # an installation without psycopg
+        raise Unavailable(
+            f"cannot use database URL {masked(parsed)}: its driver is not installed ({error})"
+        ) from None
+
+
+def _hide_password(url: str) -> str:
+    """``url`` (one SQLAlchemy could not read) with anything like a password hidden."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 class Database:

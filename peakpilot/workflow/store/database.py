@@ -19,15 +19,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import asbool
 
 from peakpilot.errors import (
     ConnectionLost,
     DatabaseLocked,
+    NotFound,
     PeakpilotError,
     Unavailable,
     UsageError,
@@ -137,14 +140,34 @@ class Database:
         self.sql = SqlDialect(engine.dialect)
         self._owned = owned
         self._hooks = hooks or StoreHooks()
+        self._seen = False  # the database was found there (see require)
 
     def exists(self) -> bool:
         """Whether the database is there to read: an SQLite file that does not exist is
         not (connecting would create it); a server's database is assumed to be."""
-        database = self.engine.url.database
-        if self.dialect != "sqlite" or not database or database == ":memory:":
-            return True
-        return Path(database).exists()
+        path = sqlite_file(self.engine.url)
+        return path is None or path.exists()
+
+    def require(self) -> None:
+        """Refuse to go on with a database that is not there: only ``init`` creates one.
+
+        Every transaction but ``init``'s checks first, since connecting to an SQLite file
+        that does not exist creates it: a read, or a command refused for want of a
+        programme, would leave an empty database (and its ``-wal`` and ``-shm`` files)
+        behind. Once the file was seen, it is not looked for again.
+
+        Raises:
+            NotFound: an SQLite file that does not exist (not initialised).
+        """
+        if self._seen:
+            return
+        path = sqlite_file(self.engine.url)
+        if path is not None and not path.exists():
+            raise NotFound(
+                f"database {self.url} is not initialised: there is no file "
+                f"{path.absolute()}; run `peakpilot init` first"
+            )
+        self._seen = True
 
     def close(self) -> None:
         """Dispose of the engine's pool if this Database created the engine."""
@@ -182,7 +205,9 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Transaction]:
         """One transaction on a pooled connection: committed when the block ends (a
-        reader's is rolled back: nothing it did is kept), rolled back on any error."""
+        reader's is rolled back: nothing it did is kept), rolled back on any error.
+        NotFound when the database is not there (:meth:`require`): nothing is created."""
+        self.require()
         connection = self._checkout()
         statements = None
         committing = False
@@ -311,6 +336,21 @@ class Database:
         return Unavailable(f"cannot reach database {self.url}: {first_line(error)}")
 
 
+def sqlite_file(url: sa.URL) -> Path | None:
+    """The file an SQLite URL names (None: another database, or SQLite in memory), also
+    when it is written as an SQLite URI (``sqlite:///file:NAME?mode=ro&uri=true``)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    uri = url.query.get("uri")
+    if not (isinstance(uri, str) and asbool(uri)):  # read as pysqlite reads it
+        return Path(database)
+    parts = urlsplit(database)  # file:NAME or file:///PATH; its parameters are url.query's
+    if url.query.get("mode") == "memory" or parts.path in ("", ":memory:"):
+        return None
+    return Path(unquote(parts.path))
+
+
 def _prepare_sqlite(connection: PoolProxiedConnection) -> None:
     """Once per SQLite connection: wait for the write lock rather than fail at once,
     WAL (readers never wait for a writer), durable commits, foreign keys enforced."""
@@ -340,4 +380,5 @@ __all__ = [
     "StoreHooks",
     "create_engine",
     "masked",
+    "sqlite_file",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from peakpilot import Engine, FrozenClock, Nomination, Unavailable
+from peakpilot import Engine, FrozenClock, Nomination, NotFound, Unavailable
 from peakpilot.notifications.channels import Envelope
 from peakpilot.workflow.daemon import (
     DISPATCH,
@@ -414,6 +414,19 @@ def test_stopped_while_waiting_for_the_database_it_never_starts(
     assert waker.pauses == [0.5, 1]
     assert not waker.started.is_set() and waker.jobs == {}
     assert "daemon started" not in log.messages()
+
+
+def test_an_sqlite_file_that_is_not_there_is_not_waited_for(
+    tmp_path: Path, clock: FrozenClock, log: Log
+) -> None:
+    """It is not initialised (3), unlike a server that does not answer yet: the daemon
+    stops at once and creates nothing, neither the database nor a lock beside it."""
+    with Engine(f"sqlite:///{tmp_path / 'peakpilot.db'}", clock=clock) as engine:
+        daemon, waker = simulated(engine, clock)
+        with pytest.raises(NotFound, match="not initialised"):
+            daemon.run()
+    assert waker.pauses == [] and not waker.started.is_set()
+    assert list(tmp_path.iterdir()) == []
 
 
 def unopenable(folder: Path) -> Path:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         PeakpilotError,
         Refused,
         Unavailable,
+        UsageError,
     )
     from peakpilot.states.actors import Actor
     from peakpilot.workflow.engine import Engine
@@ -70,6 +71,7 @@ _EXPORTS = {
             "PeakpilotError",
             "Refused",
             "Unavailable",
+            "UsageError",
         ),
         "peakpilot.errors",
     ),
@@ -100,6 +102,7 @@ __all__ = [
     "SystemClock",
     "Timer",
     "Unavailable",
+    "UsageError",
     "load_program",
 ]
 

@@ -16,6 +16,13 @@ class PeakpilotError(Exception):
     exit_code: int = 1
 
 
+class UsageError(PeakpilotError):
+    """The call asks for something peakpilot does not offer: a database URL of a kind it
+    does not support. The command line calls it a usage error."""
+
+    exit_code = 2
+
+
 class NotFound(PeakpilotError):
     """A nomination, batch or notice named by the caller does not exist."""
 
@@ -137,4 +144,5 @@ __all__ = [
     "StoreError",
     "Unavailable",
     "UniqueViolation",
+    "UsageError",
 ]

@@ -240,7 +240,11 @@ def _from_toml(path: Path) -> dict[str, tuple[str, object]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ConfigError(f"{_CONFIG_VARIABLE}: cannot read settings file {path}: {exc}") from exc
+        # an OSError's strerror, not its str(), which repeats the path after an errno
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(
+            f"{_CONFIG_VARIABLE}: cannot read settings file {path}: {problem}"
+        ) from exc
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from peakpilot.clock import Clock, SystemClock
 from peakpilot.errors import PeakpilotError, Refused, Unavailable
-from peakpilot.workflow.store.database import masked
+from peakpilot.workflow.store.database import masked, sqlite_file
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -59,6 +59,9 @@ class _Database(Protocol):
 
     @property
     def dialect(self) -> str: ...
+
+    def require(self) -> None:
+        """Raises NotFound for a database that is not there (an SQLite file)."""
 
 
 class Wakeable(Protocol):
@@ -415,30 +418,64 @@ def _single_daemon(engine: Wakeable) -> Iterator[None]:
     """On SQLite, hold an OS lock beside the database file for the daemon's lifetime.
 
     The kernel drops it when the process dies, so a restart right after a crash is never
-    refused; PostgreSQL needs no such guard (daemons share work with SKIP LOCKED)."""
-    url = engine.database.engine.url
-    if engine.database.dialect != "sqlite" or url.database in (None, "", ":memory:"):
+    refused; PostgreSQL needs no such guard (daemons share work with SKIP LOCKED). A
+    daemon leaves no lock file behind unless it died: it removes the file while it still
+    holds the lock, and a daemon that opened the file just before checks that what it
+    locked is still the file by that name. A database that is not there is refused before
+    any file is made beside it."""
+    database = engine.database
+    path = sqlite_file(database.engine.url)
+    if database.dialect != "sqlite" or path is None:
         yield
         return
-    path = Path(f"{url.database}.daemon.lock")
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115  (held for the daemon's lifetime)
+    database.require()
+    lock = Path(f"{path}.daemon.lock")
+    handle = _lock(lock, path)
     try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
+
+
+def _lock(lock: Path, database: Path) -> IO[str]:
+    """The lock file ``lock``, open and locked, holding this process's id.
+
+    Raises:
+        Refused: another daemon holds the lock.
+    """
+    while True:
+        handle: IO[str] = open(lock, "a+")  # noqa: SIM115  (held for the daemon's lifetime)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise Refused(
-                f"a daemon is already running on {url.database} (pid {holder}); "
+                f"a daemon is already running on {database} (pid {holder}); "
                 "one daemon per SQLite database"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+        except BaseException:
+            handle.close()
+            raise
+        if _same_file(handle, lock):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            return handle
+        handle.close()  # a daemon that stopped removed it meanwhile: lock the new one
+
+
+def _same_file(handle: IO[str], path: Path) -> bool:
+    """Whether the open ``handle`` is still the file named ``path``."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 # -- logging ---------------------------------------------------------------------------------

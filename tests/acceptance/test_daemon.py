@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -383,8 +384,11 @@ def test_one_daemon_per_sqlite_database_and_the_lock_dies_with_the_process(
     sqlite_url: str, daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
     prepare(sqlite_url).close()
+    lock = Path(sqlite_url.removeprefix("sqlite:///") + ".daemon.lock")
     first = daemons(sqlite_url, name="first")
     first.wait_started()
+    assert lock.read_text() == str(first.process.pid)
+    before = database_files(tmp_path)
 
     second = daemons(sqlite_url, name="second")
     code = second.wait(timeout=30)
@@ -393,6 +397,8 @@ def test_one_daemon_per_sqlite_database_and_the_lock_dies_with_the_process(
     assert len(lines) == 1, lines
     assert "already running" in lines[0] and str(first.process.pid) in lines[0], lines
     assert first.process.poll() is None, "the refused daemon stopped the running one"
+    assert database_files(tmp_path) == before, "the refused daemon left something"
+    assert lock.read_text() == str(first.process.pid)
 
     first.kill()
     killed = time.monotonic()
@@ -402,6 +408,42 @@ def test_one_daemon_per_sqlite_database_and_the_lock_dies_with_the_process(
     assert not [line for line in third.lines if "already running" in line], third.log
     code, _ = third.terminate()
     assert code == 0, third.log
+    assert not lock.exists(), "a daemon that stopped leaves no lock file"
+
+
+def beside_the_database(folder: Path) -> set[str]:
+    """The files in the database's folder, but the tests' own daemon logs."""
+    return {path.name for path in folder.iterdir() if path.suffix != ".log"}
+
+
+def database_files(folder: Path) -> set[str]:
+    """The database's files and those made beside it (not the running daemon's outbox)."""
+    return {path.name for path in folder.iterdir() if path.name.startswith("peakpilot.db")}
+
+
+@pytest.mark.parametrize("database", ["none", "no programme", "no folder"])
+def test_a_daemon_refused_before_it_starts_leaves_nothing(tmp_path: Path, database: str) -> None:
+    """No database file, no lock file (DESIGN 4: a read never creates a database; a
+    daemon with nothing to guard makes no guard)."""
+    url = "sqlite:///peakpilot.db"  # in the daemon's working folder
+    if database == "no programme":  # an SQLite file, but not one init made
+        sqlite3.connect(tmp_path / "peakpilot.db").execute("CREATE TABLE t (x)").connection.close()
+    elif database == "no folder":
+        url = "sqlite:///data/peakpilot.db"
+    before = beside_the_database(tmp_path)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PEAKPILOT_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "peakpilot", "--db", url, "daemon"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 3, proc
+    assert len(proc.stderr.splitlines()) == 1 and "peakpilot init" in proc.stderr, proc.stderr
+    assert beside_the_database(tmp_path) == before
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from peakpilot import Engine, FrozenClock, Nomination, Unavailable
+from peakpilot import Engine, FrozenClock, Nomination, NotFound, Unavailable
 from peakpilot.notifications.channels import Envelope
 from peakpilot.workflow.daemon import (
     DISPATCH,
@@ -392,11 +392,12 @@ def test_run_stops_on_sigterm_and_gives_the_signal_handlers_back(
 def test_an_unreachable_database_is_retried_with_backoff_until_it_answers(
     tmp_path: Path, clock: FrozenClock, log: Log
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'not-yet' / 'peakpilot.db'}"
+    path = unopenable(tmp_path)
+    url = f"sqlite:///{path}"
 
     def appears_at_the_seventh_pause() -> None:
         if len(waker.pauses) == 7:
-            (tmp_path / "not-yet").mkdir()
+            path.rmdir()
             with Engine(url, clock=clock) as other:
                 other.init()
 
@@ -416,13 +417,34 @@ def test_an_unreachable_database_is_retried_with_backoff_until_it_answers(
 def test_stopped_while_waiting_for_the_database_it_never_starts(
     tmp_path: Path, clock: FrozenClock, log: Log
 ) -> None:
-    with Engine(f"sqlite:///{tmp_path / 'missing' / 'peakpilot.db'}", clock=clock) as engine:
+    with Engine(f"sqlite:///{unopenable(tmp_path)}", clock=clock) as engine:
         daemon, waker = simulated(engine, clock)
         waker.on_pause = lambda: daemon.stop() if len(waker.pauses) == 2 else None
         assert not daemon.start()
     assert waker.pauses == [0.5, 1]
     assert not waker.started.is_set() and waker.jobs == {}
     assert "daemon started" not in log.messages()
+
+
+def test_an_sqlite_file_that_is_not_there_is_not_waited_for(
+    tmp_path: Path, clock: FrozenClock, log: Log
+) -> None:
+    """It is not initialised (3), unlike a server that does not answer yet: the daemon
+    stops at once and creates nothing, neither the database nor a lock beside it."""
+    with Engine(f"sqlite:///{tmp_path / 'peakpilot.db'}", clock=clock) as engine:
+        daemon, waker = simulated(engine, clock)
+        with pytest.raises(NotFound, match="not initialised"):
+            daemon.run()
+    assert waker.pauses == [] and not waker.started.is_set()
+    assert list(tmp_path.iterdir()) == []
+
+
+def unopenable(folder: Path) -> Path:
+    """An SQLite database that is there but cannot be opened (a folder by its name), as a
+    database that does not answer yet: a file that is not there is not initialised."""
+    path = folder / "peakpilot.db"
+    path.mkdir()
+    return path
 
 
 def test_a_tick_that_fails_is_logged_and_the_next_sweep_does_the_work(

@@ -13,23 +13,27 @@ sees one state.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import asbool
 
 from peakpilot.errors import (
     ConnectionLost,
     DatabaseLocked,
-    InvalidInput,
+    NotFound,
     PeakpilotError,
     Unavailable,
+    UsageError,
 )
 from peakpilot.workflow.store.driver import SqlDialect, StatementProbe, Statements
 from peakpilot.workflow.store.errors import first_line, translate
@@ -38,7 +42,20 @@ from peakpilot.workflow.store.transaction import LapseProbe, Transaction
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-SUPPORTED_URLS = "sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+SUPPORTED_URLS = (
+    "sqlite:///FILE (a path from the working folder; sqlite:////FILE from the root) or "
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (also written postgres:// or "
+    "postgresql+psycopg://)"
+)
+# the drivers the store is written for (pysqlite, psycopg 3), by how a URL may name them;
+# postgres:// is libpq's other spelling, which SQLAlchemy no longer reads
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+}
 _PREPARED = "peakpilot_prepared"  # marks a DBAPI connection whose PRAGMAs are set
 
 
@@ -66,21 +83,42 @@ def masked(url: sa.URL | str) -> str:
 
 
 def create_engine(url: str) -> sa.Engine:
-    """An SQLAlchemy engine for ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``)."""
+    """An SQLAlchemy engine for ``url``, one of :data:`SUPPORTED_URLS`.
+
+    Raises:
+        UsageError: a URL that cannot be read, or of a kind peakpilot's store is not
+            written for (another database, another driver), listing the forms it takes.
+    """
     try:
         parsed = make_url(url)
-    except exc.ArgumentError:
-        raise InvalidInput(f"cannot read database URL {url!r}: write {SUPPORTED_URLS}") from None
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    except (exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise UsageError(
+            f"cannot read database URL {_hide_password(url)!r}: write {SUPPORTED_URLS}"
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername.lower())
+    if driver is None:
+        raise UsageError(
+            f"database URL {masked(parsed)} is of a kind peakpilot does not support: "
+            f"write {SUPPORTED_URLS}"
+        )
+    parsed = parsed.set(drivername=driver)
     try:
         # No pool_pre_ping: a ping at every checkout cost each PostgreSQL transaction a
         # round trip (~24 us a fire). A connection that died while pooled (a restarted
         # server) is found by the transaction's first statement instead, before anything
         # was written, and Database.run runs the work again on another connection.
         return sa.create_engine(parsed)
-    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
-        raise InvalidInput(f"cannot use database URL {masked(parsed)}: {error}") from None
+    except (exc.ArgumentError, TypeError, ValueError) as error:  # e.g. ?timeout=abc
+        raise UsageError(f"cannot use database URL {masked(parsed)}: {error}") from None
+    except ImportError as error:  # an installation without psycopg
+        raise Unavailable(
+            f"cannot use database URL {masked(parsed)}: its driver is not installed ({error})"
+        ) from None
+
+
+def _hide_password(url: str) -> str:
+    """``url`` (one SQLAlchemy could not read) with anything like a password hidden."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 class Database:
@@ -102,14 +140,34 @@ class Database:
         self.sql = SqlDialect(engine.dialect)
         self._owned = owned
         self._hooks = hooks or StoreHooks()
+        self._seen = False  # the database was found there (see require)
 
     def exists(self) -> bool:
         """Whether the database is there to read: an SQLite file that does not exist is
         not (connecting would create it); a server's database is assumed to be."""
-        database = self.engine.url.database
-        if self.dialect != "sqlite" or not database or database == ":memory:":
-            return True
-        return Path(database).exists()
+        path = sqlite_file(self.engine.url)
+        return path is None or path.exists()
+
+    def require(self) -> None:
+        """Refuse to go on with a database that is not there: only ``init`` creates one.
+
+        Every transaction but ``init``'s checks first, since connecting to an SQLite file
+        that does not exist creates it: a read, or a command refused for want of a
+        programme, would leave an empty database (and its ``-wal`` and ``-shm`` files)
+        behind. Once the file was seen, it is not looked for again.
+
+        Raises:
+            NotFound: an SQLite file that does not exist (not initialised).
+        """
+        if self._seen:
+            return
+        path = sqlite_file(self.engine.url)
+        if path is not None and not path.exists():
+            raise NotFound(
+                f"database {self.url} is not initialised: there is no file "
+                f"{path.absolute()}; run `peakpilot init` first"
+            )
+        self._seen = True
 
     def close(self) -> None:
         """Dispose of the engine's pool if this Database created the engine."""
@@ -147,7 +205,9 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Transaction]:
         """One transaction on a pooled connection: committed when the block ends (a
-        reader's is rolled back: nothing it did is kept), rolled back on any error."""
+        reader's is rolled back: nothing it did is kept), rolled back on any error.
+        NotFound when the database is not there (:meth:`require`): nothing is created."""
+        self.require()
         connection = self._checkout()
         statements = None
         committing = False
@@ -276,6 +336,21 @@ class Database:
         return Unavailable(f"cannot reach database {self.url}: {first_line(error)}")
 
 
+def sqlite_file(url: sa.URL) -> Path | None:
+    """The file an SQLite URL names (None: another database, or SQLite in memory), also
+    when it is written as an SQLite URI (``sqlite:///file:NAME?mode=ro&uri=true``)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    uri = url.query.get("uri")
+    if not (isinstance(uri, str) and asbool(uri)):  # read as pysqlite reads it
+        return Path(database)
+    parts = urlsplit(database)  # file:NAME or file:///PATH; its parameters are url.query's
+    if url.query.get("mode") == "memory" or parts.path in ("", ":memory:"):
+        return None
+    return Path(unquote(parts.path))
+
+
 def _prepare_sqlite(connection: PoolProxiedConnection) -> None:
     """Once per SQLite connection: wait for the write lock rather than fail at once,
     WAL (readers never wait for a writer), durable commits, foreign keys enforced."""
@@ -305,4 +380,5 @@ __all__ = [
     "StoreHooks",
     "create_engine",
     "masked",
+    "sqlite_file",
 ]

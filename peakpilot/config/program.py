@@ -168,6 +168,20 @@ class Program:
         return tuple(dict.fromkeys([*kinds, *self.timer_notices]))
 
     @cached_property
+    def notified_actors(self) -> tuple[str, ...]:
+        """Every actor a notice of the programme may go to: each national role, and each
+        provincial role of every province (who needs an address in the contacts)."""
+        roles = [role for t in self.transitions if t.notice for role in t.notice.to]
+        roles += [role for to in self.timer_notices.values() for role in to]
+        actors: list[str] = []
+        for role in dict.fromkeys(roles):
+            if self.roles[role].scope == "province":
+                actors += [f"{role}:{province}" for province in self.provinces]
+            else:
+                actors.append(role)
+        return tuple(actors)
+
+    @cached_property
     def _province_lookup(self) -> dict[str, Province]:
         lookup: dict[str, Province] = {}
         for province in self.provinces.values():

@@ -1,8 +1,10 @@
 """Delivery channels: where a notice goes once it is in the outbox.
 
-A channel sends one message or raises :class:`~peakpilot.errors.DeliveryError`;
-``permanent`` failures (no address, an address the server refuses) go straight to
-``dead`` instead of being retried.
+A channel sends one message, to every address of the notice's actor at once, or raises
+:class:`~peakpilot.errors.DeliveryError`; ``permanent`` failures (an address the server
+refuses for good) go straight to ``dead`` instead of being retried. An actor without an
+address is a failure worth retrying (a contacts file fixed later delivers it), except to
+the file channel, which writes the message without a ``To`` header.
 The Message-ID is derived from the notice id, so a resend after a crash is recognisable
 as the same message.
 """
@@ -32,10 +34,13 @@ MESSAGE_ID_DOMAIN = "peakpilot"
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What a channel needs of a notice."""
+    """What a channel needs of a notice: ``addresses`` are the actor's, looked up by the
+    dispatcher (none: the actor has no entry in its contacts); ``created_at`` is in the
+    programme's time zone, as the ``Date`` header shows it."""
 
     notice_id: str
-    recipient: str
+    actor: str
+    addresses: tuple[str, ...]
     subject: str
     text: str
     html: str
@@ -52,10 +57,13 @@ def build_message(envelope: Envelope, sender: str) -> EmailMessage:
     """A UTF-8 multipart/alternative message: plain text first, HTML preferred."""
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = envelope.recipient
+    if envelope.addresses:  # never an actor id where an address belongs
+        message["To"] = ", ".join(envelope.addresses)
     message["Subject"] = envelope.subject  # already one line; EmailMessage refuses CR/LF
     message["Date"] = format_datetime(envelope.created_at)
     message["Message-ID"] = message_id(envelope.notice_id)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    message["X-Peakpilot-Actor"] = envelope.actor
     message.set_content(envelope.text, charset="utf-8")
     message.add_alternative(envelope.html, subtype="html", charset="utf-8")
     return message
@@ -113,8 +121,11 @@ class SmtpChannel:
     def send(self, envelope: Envelope) -> None:
         """Send one message; a 5xx answer or a refused recipient is a permanent failure,
         anything else (a 4xx, a connection that fails) is worth retrying."""
-        if not is_address(envelope.recipient):
-            raise DeliveryError(f"no address for {envelope.recipient}", permanent=True)
+        if not envelope.addresses:
+            raise DeliveryError(f"no address for {envelope.actor}")
+        for address in envelope.addresses:
+            if not is_address(address):
+                raise DeliveryError(f"{address!r} is not an e-mail address", permanent=True)
         message = build_message(envelope, self.sender)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
@@ -124,7 +135,8 @@ class SmtpChannel:
                     client.login(self.user, self.password or "")
                 client.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
-            raise DeliveryError(f"{envelope.recipient} refused: {error}", permanent=True) from error
+            refused = ", ".join(error.recipients)
+            raise DeliveryError(f"{refused} refused: {error}", permanent=True) from error
         except smtplib.SMTPResponseException as error:
             # 5xx: the server will never take this message; 4xx: try again later
             permanent = 500 <= error.smtp_code < 600

@@ -39,7 +39,8 @@ class NominationLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A rendered notice for one address, ready for the outbox."""
+    """A rendered notice for one actor (``recipient`` is the actor id), ready for the
+    outbox."""
 
     dedupe_key: str
     kind: str
@@ -189,14 +190,14 @@ class Notifier:
         nomination_id: str | None = None,
         jointly: bool = False,
     ) -> list[Outgoing]:
-        """Render ``kind`` for every address of every actor (``context(locale)`` gives the
-        kind's own variables); ``dedupe`` identifies the occasion.
+        """Render ``kind`` for every actor, one notice each in the language the actor
+        reads (``context(locale)`` gives the kind's own variables); ``dedupe`` identifies
+        the occasion. The addresses are the dispatcher's to look up.
 
-        Each text is rendered once per addressee and locale and shared by every address
-        that reads it. ``jointly`` addresses one letter to all the actors together (a
-        province's DRC and government both receive its shortfall notice, whose list of
-        lapsed nominations may run to thousands of lines): rendered once per locale.
-        Each address still gets its own notice and dedupe key.
+        ``jointly`` addresses one letter to all the actors together (a province's DRC
+        and government both receive its shortfall notice, whose list of lapsed
+        nominations may run to thousands of lines): rendered once per locale. Each actor
+        still gets its own notice and dedupe key.
         """
         actors = list(dict.fromkeys(actors))
         variables: dict[str, Mapping[str, Any]] = {}  # the kind's variables, per locale
@@ -204,37 +205,37 @@ class Notifier:
         outgoing = []
         for actor in actors:
             addressees = tuple(actors) if jointly else (actor,)
-            for recipient, locale in self.contacts.recipients(actor):
-                notice = rendered.get((addressees, locale))
-                if notice is None:
-                    if locale not in variables:
-                        variables[locale] = context(locale)
-                    notice = rendered[(addressees, locale)] = self.renderer.render(
-                        kind,
-                        locale,
-                        {
-                            "program_title": self.program.title.get(locale),
-                            "batch": BatchText(batch.id, self._deadline_text(batch)),
-                            "recipient": self._addressee(addressees, locale),
-                            "sent_at": format_instant(at, self.program),
-                            **variables[locale],
-                        },
-                    )
-                key = "\x1f".join((*dedupe, kind, actor, recipient))
-                outgoing.append(
-                    Outgoing(
-                        dedupe_key=hashlib.sha256(key.encode()).hexdigest(),
-                        kind=kind,
-                        actor=actor,
-                        recipient=recipient,
-                        locale=locale,
-                        subject=notice.subject,
-                        text=notice.text,
-                        html=notice.html,
-                        nomination_id=nomination_id,
-                        batch_id=batch.id,
-                    )
+            locale = self.contacts.locale(actor)
+            notice = rendered.get((addressees, locale))
+            if notice is None:
+                if locale not in variables:
+                    variables[locale] = context(locale)
+                notice = rendered[(addressees, locale)] = self.renderer.render(
+                    kind,
+                    locale,
+                    {
+                        "program_title": self.program.title.get(locale),
+                        "batch": BatchText(batch.id, self._deadline_text(batch)),
+                        "recipient": self._addressee(addressees, locale),
+                        "sent_at": format_instant(at, self.program),
+                        **variables[locale],
+                    },
                 )
+            key = "\x1f".join((*dedupe, kind, actor))
+            outgoing.append(
+                Outgoing(
+                    dedupe_key=hashlib.sha256(key.encode()).hexdigest(),
+                    kind=kind,
+                    actor=actor,
+                    recipient=actor,
+                    locale=locale,
+                    subject=notice.subject,
+                    text=notice.text,
+                    html=notice.html,
+                    nomination_id=nomination_id,
+                    batch_id=batch.id,
+                )
+            )
         return outgoing
 
     def _deadline_text(self, batch: BatchInfo) -> str:

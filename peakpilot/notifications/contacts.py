@@ -8,14 +8,16 @@ drc:hebei:
   email: [drc@hebei.example.cn, deputy@hebei.example.cn]
 ```
 
-An actor with no entry still gets its notices, in zh-CN, addressed to the actor id: the
-file channel writes them, the SMTP channel marks them dead with "no address for ...".
+A notice is addressed to an actor; its language comes from the contacts when it is
+rendered (zh-CN without an entry), its addresses when it is dispatched, from the
+dispatcher's contacts: a notice for an actor without an address fails and is retried, so
+that a contacts file fixed later delivers it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +51,17 @@ class Contacts:
         """The actor's entry; an actor without one reads zh-CN and has no address."""
         return self.entries.get(actor, Contact())
 
-    def recipients(self, actor: str) -> list[tuple[str, str]]:
-        """(address, locale) pairs for ``actor``: one per address, or its id when it has none."""
-        contact = self.for_actor(actor)
-        return [(address, contact.locale) for address in contact.addresses or (actor,)]
+    def locale(self, actor: str) -> str:
+        """The language ``actor`` reads (zh-CN without an entry)."""
+        return self.for_actor(actor).locale
+
+    def addresses(self, actor: str) -> tuple[str, ...]:
+        """Where ``actor``'s notices go: all of them in one message (none: no entry)."""
+        return self.for_actor(actor).addresses
+
+    def unaddressed(self, actors: Iterable[str]) -> list[str]:
+        """Those of ``actors`` that have no address."""
+        return [actor for actor in actors if not self.for_actor(actor).addresses]
 
 
 def is_address(recipient: str) -> bool:

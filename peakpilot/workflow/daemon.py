@@ -76,6 +76,9 @@ class Wakeable(Protocol):
     def check_templates(self) -> None:
         """Loads the programme and the contacts and compiles every template it needs."""
 
+    def address_warnings(self) -> list[str]:
+        """The actors that notices go to with no address in the contacts, as sentences."""
+
     def tick(
         self,
         now: datetime | None = None,
@@ -251,6 +254,8 @@ class Daemon:
                 }
             },
         )
+        for warning in self.engine.address_warnings():
+            log.warning(warning)
         self.waker.start()
         return True
 

@@ -40,6 +40,9 @@ class Delivery:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        # where each actor's notices go, read for each dispatch: a contacts file fixed
+        # while the daemon runs delivers the notices that failed for want of an address
+        self.contacts = runtime.contacts_for(runtime.program)
 
     def dispatch(
         self,
@@ -67,16 +70,18 @@ class Delivery:
                     counts[NoticeStatus.FAILED],
                     counts[NoticeStatus.DEAD],
                 )
+            contacts = self.contacts
             for item in claimed:
                 try:
                     channel.send(
                         Envelope(
                             item.id,
-                            item.recipient,
+                            item.actor,
+                            contacts.addresses(item.actor),
                             item.subject,
                             item.text,
                             item.html,
-                            item.created_at,
+                            self.rt.local(item.created_at),
                         )
                     )
                 except DeliveryError as error:

@@ -189,7 +189,24 @@ class Engine:
         changed = repaired or change.outcome != "unchanged"
         result = _init_result(change, loaded_program.first_batch.id, changed=changed)
         result["warnings"] = [self._overdue_warning(batch) for batch in overdue]
+        result["warnings"] += self.address_warnings()
         return result
+
+    def address_warnings(self) -> builtins.list[str]:
+        """What ``init`` and the daemon's start say when an actor that notices go to has
+        no address in the contacts: its notices fail until one is given."""
+        program = self._runtime.program
+        missing = self._runtime.contacts_for(program).unaddressed(program.notified_actors)
+        if not missing:
+            return []
+        shown = ", ".join(missing[:6]) + (
+            f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+        )
+        return [
+            f"no address for {len(missing)} of the {len(program.notified_actors)} actors that "
+            f"notices go to ({shown}): give them one in the contacts file "
+            "(PEAKPILOT_CONTACTS); until then their notices are kept, failing and retried"
+        ]
 
     def _overdue_warning(self, batch: BatchRecord) -> str:
         deadline = self._runtime.local(batch.deadline_at).isoformat()

@@ -153,14 +153,21 @@ class Runtime:
         """A notifier of ``program``: ``init`` checks a programme's templates with one
         before the programme is stored."""
         from peakpilot.notifications.compose import Notifier
-        from peakpilot.notifications.contacts import Contacts, load_contacts
         from peakpilot.notifications.render import renderer_for
 
-        contacts = self._contacts
-        if not isinstance(contacts, Contacts):
-            contacts = Contacts() if contacts is None else load_contacts(contacts, program)
         renderer = renderer_for(self._templates_dir, self._template_cache_dir)
-        return Notifier(program, renderer, contacts)
+        return Notifier(program, renderer, self.contacts_for(program))
+
+    def contacts_for(self, program: Program) -> Contacts:
+        """The contacts this Engine was given (a file is read and checked against
+        ``program``'s actors): where notices render in which language, and where the
+        dispatcher sends them."""
+        from peakpilot.notifications.contacts import Contacts, load_contacts
+
+        contacts = self._contacts
+        if isinstance(contacts, Contacts):
+            return contacts
+        return Contacts() if contacts is None else load_contacts(contacts, program)
 
     # -- actors ---------------------------------------------------------------------------
 

@@ -317,6 +317,8 @@ def test_sigterm_while_the_deadline_work_is_in_hand_finishes_it_and_exits_0(
         with prepare(sqlite_url) as engine:
             open_soon(engine, 3)
             lapsing, _ = the_cast(engine)
+            with engine.database.engine.begin() as connection:  # the cast's letters: done
+                connection.execute(sa.text("UPDATE notices SET status = 'sent'"))
             daemon = daemons(
                 sqlite_url,
                 env={
@@ -547,7 +549,10 @@ def test_two_daemons_on_postgresql_do_each_timer_exactly_once(
                 sa.text("SELECT unique_key, kind, status, done_at FROM timers")
             ).all()
             notices = c.execute(
-                sa.text("SELECT kind, batch_id, actor, nomination_id, attempts FROM notices")
+                sa.text(
+                    "SELECT kind, batch_id, actor, nomination_id, attempts FROM notices "
+                    "WHERE status <> 'suppressed'"  # the 2023 batch's, closed years late
+                )
             ).all()
         done = [t for t in timers if t.status == "done"]
         assert len({t.unique_key for t in done}) == len(done)

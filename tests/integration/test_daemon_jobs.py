@@ -130,8 +130,12 @@ class Log(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.lines: list[tuple[str, dict[str, Any]]] = []
+        self.warnings: list[str] = []  # kept apart: what the work logs is in lines
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.warnings.append(record.getMessage())
+            return
         self.lines.append((record.getMessage(), dict(getattr(record, "fields", {}))))
 
     def messages(self) -> list[str]:
@@ -206,6 +210,9 @@ class Watched:
     def next_due_at(self) -> datetime | None:
         self.calls["next_due_at"] += 1
         return self.engine.next_due_at()
+
+    def address_warnings(self) -> list[str]:
+        return self.engine.address_warnings()
 
     def heartbeat(self, daemon: Any, *, starting: bool = False, stopped: bool = False) -> None:
         self.calls["heartbeat"] += 1
@@ -476,3 +483,15 @@ def test_a_plain_log_line_is_time_level_message_and_the_fields_that_are_set() ->
     record.fields = {"timer": "deadline", "batch": "soon", "province": None, "lapsed": 3}
     line = PlainFormatter().format(record)
     assert line.split(" ", 1)[1] == "info closed the batch timer=deadline batch=soon lapsed=3"
+
+
+def test_the_daemon_warns_at_start_of_actors_without_an_address(
+    engine: Engine, clock: FrozenClock, log: Log
+) -> None:
+    daemon, _ = simulated(Watched(engine), clock)
+    assert daemon.start()
+    [warning] = log.warnings
+    assert warning.startswith("no address for 31 of the 31 actors that notices go to (gov:")
+    assert "PEAKPILOT_CONTACTS" in warning
+    daemon.stop()
+    daemon.shutdown()

@@ -91,14 +91,13 @@ def test_each_event_notifies_the_declared_recipients_in_their_locale(engine: Eng
     nomination = submitted(engine)
     engine.fire(nomination, "confirm", "ndrc")
     sent = [(n.kind, n.recipient, n.locale) for n in engine.notices()]
+    # one notice per actor, addressed to the actor; its addresses are the dispatcher's
     assert sent == [
-        ("sent_for_approval", "office@hebei.example.cn", "zh-CN"),
-        ("approved", "drc@hebei.example.cn", "zh-CN"),
-        ("approved", "deputy@hebei.example.cn", "zh-CN"),
-        ("submitted", "climate@ndrc.example.cn", "en"),
-        ("confirmed", "drc@hebei.example.cn", "zh-CN"),
-        ("confirmed", "deputy@hebei.example.cn", "zh-CN"),
-        ("confirmed", "office@hebei.example.cn", "zh-CN"),
+        ("sent_for_approval", "gov:hebei", "zh-CN"),
+        ("approved", "drc:hebei", "zh-CN"),
+        ("submitted", "ndrc", "en"),
+        ("confirmed", "drc:hebei", "zh-CN"),
+        ("confirmed", "gov:hebei", "zh-CN"),
     ]
     assert all(n.status == "pending" and n.nomination == nomination for n in engine.notices())
 
@@ -131,14 +130,14 @@ def test_notices_commit_and_roll_back_with_their_event(engine: Engine) -> None:
     engine.fire(nomination, "reject", "ndrc", reason="材料不全\n请补充", idempotency_key="r1")
     assert engine.notices() == after  # the replay created no second notice
     rejected = [n for n in after if n.kind == "rejected"]
-    assert len(rejected) == 3
+    assert len(rejected) == 2  # drc:hebei, gov:hebei
     assert "材料不全" in engine.notice(rejected[0].id).text
 
 
 def test_the_file_channel_writes_one_eml_per_notice(engine: Engine, tmp_path: Path) -> None:
     submitted(engine)
     report = engine.dispatch_notices(FileChannel(tmp_path, SENDER))
-    assert (report.sent, report.failed, report.dead) == (4, 0, 0)
+    assert (report.sent, report.failed, report.dead) == (3, 0, 0)
     files = sorted(tmp_path.glob("*.eml"))
     assert [f.stem for f in files] == sorted(n.id for n in engine.notices())
     assert not list(tmp_path.glob("*.tmp"))
@@ -155,11 +154,16 @@ def test_smtp_delivers_multipart_utf8_with_a_stable_message_id(
     engine.fire(nomination, "reject", "ndrc", reason="名称不合规")
     channel = SmtpChannel("127.0.0.1", smtp_port, SENDER)
     report = engine.dispatch_notices(channel)
-    assert report.sent == len(engine.notices()) == 7
+    assert report.sent == len(engine.notices()) == 5
     by_id = {m["Message-ID"]: (rcpt, m) for rcpt, m in smtp.messages}
+    addresses = {
+        "drc:hebei": ["drc@hebei.example.cn", "deputy@hebei.example.cn"],
+        "gov:hebei": ["office@hebei.example.cn"],
+        "ndrc": ["climate@ndrc.example.cn"],
+    }
     for notice in engine.notices():
         rcpt, message = by_id[f"<{notice.id}@peakpilot>"]
-        assert rcpt == [notice.recipient]
+        assert rcpt == addresses[notice.actor]  # every address in one message
         assert message["Subject"] == notice.subject
         assert message.get_content_type() == "multipart/alternative"
         text = message.get_body(("plain",)).get_content()
@@ -173,7 +177,8 @@ def test_a_subject_cannot_add_a_header(engine: Engine, smtp: Inbox, smtp_port: i
     engine.nominate("drc:hebei", province="hebei", kind="city", name="甲市", level="prefecture")
     envelope = Envelope(
         "0123456789abcdef",
-        "office@hebei.example.cn",
+        "gov:hebei",
+        ("office@hebei.example.cn",),
         "Subject\r\nBcc: spy@evil.example",
         "text",
         "<p>html</p>",
@@ -183,7 +188,8 @@ def test_a_subject_cannot_add_a_header(engine: Engine, smtp: Inbox, smtp_port: i
 
     safe = Envelope(
         envelope.notice_id,
-        envelope.recipient,
+        envelope.actor,
+        envelope.addresses,
         one_line(envelope.subject),
         envelope.text,
         envelope.html,
@@ -278,15 +284,74 @@ def _sent_notice(engine: Engine) -> str:
     return newest
 
 
-def test_smtp_marks_a_recipient_without_address_dead(
-    engine: Engine, smtp: Inbox, smtp_port: int
+def test_smtp_retries_an_actor_without_address_and_gives_up_after_the_last_attempt(
+    engine: Engine, clock: FrozenClock, smtp: Inbox, smtp_port: int
 ) -> None:
     n = engine.nominate(
         "drc:shanxi", province="shanxi", kind="city", name="太原市", level="prefecture"
     )
     engine.fire(n.id, "submit_for_approval", "drc:shanxi")
-    report = engine.dispatch_notices(SmtpChannel("127.0.0.1", smtp_port, SENDER))
-    assert report.dead == 1
-    (notice,) = engine.notices(status="dead")
+    channel = SmtpChannel("127.0.0.1", smtp_port, SENDER)
+    report = engine.dispatch_notices(channel, max_attempts=2)
+    assert (report.failed, report.dead) == (1, 0)
+    (notice,) = engine.notices(status="failed")
     assert notice.last_error == "no address for gov:shanxi"
+    clock.advance(timedelta(hours=1))
+    assert engine.dispatch_notices(channel, max_attempts=2).dead == 1
     assert smtp.messages == []
+
+
+# -- addressing at dispatch (issue 13, point 5) ------------------------------------------
+
+
+def test_a_notice_without_an_address_is_delivered_once_the_contacts_are_fixed(
+    db_url: str, clock: FrozenClock, tmp_path: Path, smtp: Inbox, smtp_port: int
+) -> None:
+    """Made by a process with no contacts, failed (not dead) for want of an address,
+    delivered to every address in one message by a dispatcher that has them, once."""
+    channel = SmtpChannel("127.0.0.1", smtp_port, "peakpilot <noreply@ndrc.example.cn>")
+    with Engine(db_url, clock=clock) as clerk:
+        clerk.init()
+        n = clerk.nominate(
+            "drc:hebei", province="hebei", kind="city", name="唐山市", level="prefecture"
+        )
+        clerk.fire(n.id, "submit_for_approval", "drc:hebei")
+        [notice] = clerk.notices()
+        assert (notice.recipient, notice.actor, notice.locale) == ("gov:hebei",) * 2 + ("zh-CN",)
+        report = clerk.dispatch_notices(channel)
+        assert (report.sent, report.failed, report.dead) == (0, 1, 0)
+        [failed] = clerk.notices("failed")
+        assert failed.last_error == "no address for gov:hebei"
+    assert smtp.messages == []
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(
+        "gov:hebei:\n  email: [office@hebei.example.cn, duty@hebei.example.cn]\n", "utf-8"
+    )
+    clock.advance(timedelta(hours=1))  # past the first retry
+    with Engine(db_url, clock=clock, contacts=contacts) as dispatcher:
+        assert dispatcher.dispatch_notices(channel).sent == 1
+        assert dispatcher.dispatch_notices(channel).sent == 0  # once
+        [sent] = dispatcher.notices("sent")
+    [(rcpt, message)] = smtp.messages
+    assert rcpt == ["office@hebei.example.cn", "duty@hebei.example.cn"]
+    assert message["To"] == "office@hebei.example.cn, duty@hebei.example.cn"
+    assert message["X-Peakpilot-Actor"] == "gov:hebei"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Date"].endswith("+0800")  # the programme's zone
+    assert message["Message-ID"] == f"<{sent.id}@peakpilot>"
+
+
+def test_the_file_channel_writes_a_notice_without_an_address_with_no_to(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    with Engine(db_url, clock=clock) as engine:
+        engine.init()
+        n = engine.nominate(
+            "drc:hebei", province="hebei", kind="city", name="唐山市", level="prefecture"
+        )
+        engine.fire(n.id, "submit_for_approval", "drc:hebei")
+        assert engine.dispatch_notices(FileChannel(tmp_path / "out", "p <p@x.cn>")).sent == 1
+        assert any("no address for 31 of the 31 actors" in w for w in engine.init()["warnings"])
+    [written] = (tmp_path / "out").iterdir()
+    message = email.message_from_bytes(written.read_bytes(), policy=email.policy.default)
+    assert message["To"] is None and message["X-Peakpilot-Actor"] == "gov:hebei"

@@ -77,28 +77,29 @@ def test_a_valid_file_resolves_actors_to_their_canonical_ids(program: Program) -
     assert contacts.for_actor("gov:hebei").addresses == ("office@hebei.example.cn",)
 
 
-def test_recipients_gives_one_pair_per_address(program: Program) -> None:
+def test_an_actor_has_its_addresses_and_its_language(program: Program) -> None:
     contacts = parse_contacts(VALID, program, WHERE)
-    assert contacts.recipients("ndrc") == [("climate@ndrc.example.cn", "en")]
-    assert contacts.recipients("drc:hebei") == [
-        ("drc@hebei.example.cn", "zh-CN"),
-        ("deputy@hebei.example.cn", "zh-CN"),
-    ]
-    assert contacts.recipients("gov:hebei") == [("office@hebei.example.cn", "zh-CN")]
+    assert (contacts.addresses("ndrc"), contacts.locale("ndrc")) == (
+        ("climate@ndrc.example.cn",),
+        "en",
+    )
+    assert contacts.addresses("drc:hebei") == ("drc@hebei.example.cn", "deputy@hebei.example.cn")
+    assert contacts.addresses("gov:hebei") == ("office@hebei.example.cn",)
 
 
 @pytest.mark.parametrize("actor", ["gov:guangdong", "drc:shanxi"])
-def test_an_actor_with_no_entry_is_addressed_by_its_id_in_chinese(
+def test_an_actor_with_no_entry_has_no_address_and_reads_chinese(
     program: Program, actor: str
 ) -> None:
     contacts = parse_contacts(VALID, program, WHERE)
-    assert contacts.recipients(actor) == [(actor, "zh-CN")]
+    assert (contacts.addresses(actor), contacts.locale(actor)) == ((), "zh-CN")
+    assert contacts.unaddressed(["ndrc", actor, "gov:hebei"]) == [actor]
 
 
 def test_an_address_given_twice_is_one_recipient(program: Program) -> None:
     text = "ndrc:\n  email: [climate@ndrc.example.cn, climate@ndrc.example.cn]\n"
     contacts = parse_contacts(text, program, WHERE)
-    assert contacts.recipients("ndrc") == [("climate@ndrc.example.cn", "zh-CN")]
+    assert contacts.addresses("ndrc") == ("climate@ndrc.example.cn",)
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# no contacts yet\n", "---\n", "~\n"])
@@ -106,7 +107,7 @@ def test_an_empty_file_gives_empty_contacts(program: Program, text: str) -> None
     contacts = parse_contacts(text, program, WHERE)
     assert isinstance(contacts, Contacts)
     assert dict(contacts.entries) == {}
-    assert contacts.recipients("ndrc") == [("ndrc", "zh-CN")]
+    assert (contacts.addresses("ndrc"), contacts.locale("ndrc")) == ((), "zh-CN")
 
 
 # -- invalid files -----------------------------------------------------------------------

@@ -134,6 +134,7 @@ VALID = [
     ("SWEEP_SECONDS", "3600", "sweep_seconds", 3600.0),
     ("SWEEP_SECONDS", "1e2", "sweep_seconds", 100.0),
     ("MAX_MATERIAL_BYTES", "1048576", "max_material_bytes", 1_048_576),
+    ("HTTP", "127.0.0.1:9108", "http", "127.0.0.1:9108"),
     ("STALE_AFTER", "7", "stale_after", timedelta(days=7)),
     ("STALE_AFTER", "0.5", "stale_after", timedelta(hours=12)),
     ("STALE_AFTER", "36h", "stale_after", timedelta(hours=36)),

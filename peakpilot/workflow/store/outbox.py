@@ -81,7 +81,7 @@ class ClaimedNotice:
     """A notice leased to one dispatcher: what sending it needs."""
 
     id: str
-    recipient: str
+    actor: str
     subject: str
     text: str
     html: str
@@ -193,7 +193,7 @@ class Outbox:
         time_in, time_out = self.sql.dialect.time_in, self.sql.dialect.time_out
         lock = " FOR UPDATE SKIP LOCKED" if self.sql.dialect.name == "postgresql" else ""
         rows = self.sql.all(
-            "SELECT id, recipient, subject, text, html, created_at, attempts FROM notices "
+            "SELECT id, actor, subject, text, html, created_at, attempts FROM notices "
             "WHERE status IN (?, ?) AND next_attempt_at <= ? "
             "AND (claimed_until IS NULL OR claimed_until <= ?) "
             f"ORDER BY next_attempt_at, id LIMIT ?{lock}",
@@ -208,8 +208,8 @@ class Outbox:
             (time_in(now + lease), *ids),
         )
         return [
-            ClaimedNotice(id_, recipient, subject, text, html, time_out(created), attempts + 1)
-            for id_, recipient, subject, text, html, created, attempts in rows
+            ClaimedNotice(id_, actor, subject, text, html, time_out(created), attempts + 1)
+            for id_, actor, subject, text, html, created, attempts in rows
         ]
 
     def record_sent(self, notice_id: str, now: datetime) -> None:

@@ -748,3 +748,80 @@ def test_a_daemon_is_scraped_while_it_works_through_its_timers(
     assert (code, json.loads(body)["healthy"]) == (200, True), body
     assert get(f"{base}/nothing")[0] == 404
     assert worker.terminate()[0] == 0
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message's envelope recipients and headers."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], str, str]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        import email
+        import email.policy
+
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(
+            (list(envelope.rcpt_tos), str(parsed["Message-ID"]), str(parsed["X-Peakpilot-Actor"]))
+        )
+        return "250 OK"
+
+
+def test_a_notice_made_without_contacts_is_delivered_by_the_daemon_once_they_are_fixed(
+    sqlite_url: str, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """Made by a clerk's process with no contacts; the daemon's file lacks the actor, so
+    it fails and is retried; the file is fixed, the operator retries it, and the daemon
+    delivers it to the SMTP server, once, to every address."""
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text("ndrc:\n  email: [climate@ndrc.example.cn]\n", encoding="utf-8")
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with prepare(sqlite_url) as engine:
+            open_soon(engine, 3600, batch="later")
+            n = walk(engine, "保定市", "provincial_approval", batch="later")
+            [notice] = [x for x in engine.notices() if x.nomination == n.id]
+            assert notice.recipient == "gov:hebei"
+            daemon = daemons(
+                sqlite_url,
+                env={
+                    "PEAKPILOT_CONTACTS": str(contacts),
+                    "PEAKPILOT_NOTIFY_CHANNEL": "smtp",
+                    "PEAKPILOT_SMTP_HOST": "127.0.0.1",
+                    "PEAKPILOT_SMTP_PORT": str(port),
+                },
+            )
+            daemon.wait_started()
+            assert "no address for" in daemon.log  # the start's warning
+            wait_for(
+                "the notice to fail for want of an address",
+                lambda: engine.notice(notice.id).notice.status == "failed",
+                20,
+            )
+            assert engine.notice(notice.id).notice.last_error == "no address for gov:hebei"
+            contacts.write_text(
+                "ndrc:\n  email: [climate@ndrc.example.cn]\n"
+                "gov:hebei:\n  email: [office@hebei.example.cn, duty@hebei.example.cn]\n",
+                encoding="utf-8",
+            )
+            engine.retry_notice(notice.id)  # the operator's `notices retry ID`
+            wait_for(
+                "the notice to be sent",
+                lambda: engine.notice(notice.id).notice.status == "sent",
+                20,
+            )
+            time.sleep(4 * float(SWEEP_SECONDS))  # further rounds send it no more
+            assert daemon.terminate()[0] == 0
+    finally:
+        controller.stop()
+    mine = [m for m in inbox.messages if m[1] == f"<{notice.id}@peakpilot>"]
+    assert mine == [
+        (
+            ["office@hebei.example.cn", "duty@hebei.example.cn"],
+            f"<{notice.id}@peakpilot>",
+            "gov:hebei",
+        )
+    ]

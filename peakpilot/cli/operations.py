@@ -198,15 +198,26 @@ def tick() -> None:
 
 @click.command()
 @click.option(
-    "--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    default=None,
+    help="Log lines as `plain` text (the default) or one JSON object each (as --json).",
 )
 @click.option(
     "--http",
     metavar="[HOST:]PORT",
     help="Serve /healthz and /metrics here (loopback unless a HOST is given).",
 )
-def daemon(log_format: str, http: str | None) -> None:
-    """Run the scheduler and the notice dispatcher until SIGINT or SIGTERM."""
+@json_option
+def daemon(log_format: str | None, http: str | None) -> None:
+    """Run the scheduler and the notice dispatcher until SIGINT or SIGTERM.
+
+    With --json (before or after the command) it logs one JSON object per line: a daemon
+    prints no document, its log is its output."""
+    if log_format is None:
+        log_format = "json" if current_options().json else "plain"
+    elif current_options().json and log_format != "json":
+        raise click.UsageError("--json logs JSON lines: it does not go with --log-format plain")
     from peakpilot.notifications.channels import channel_from_settings
     from peakpilot.workflow.daemon import Daemon, configure_logging
     from peakpilot.workflow.monitoring import serve

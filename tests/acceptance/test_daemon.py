@@ -354,11 +354,19 @@ def test_sigterm_while_the_deadline_work_is_in_hand_finishes_it_and_exits_0(
         controller.stop()
 
 
-def test_json_logs_are_one_object_per_line(sqlite_url: str, daemons: Callable[..., Daemon]) -> None:
+@pytest.mark.parametrize(
+    "arguments",
+    [("daemon", "--log-format", "json"), ("--json", "daemon"), ("daemon", "--json")],
+    ids=["log-format", "json-before", "json-after"],
+)
+def test_json_logs_are_one_object_per_line(
+    sqlite_url: str, daemons: Callable[..., Daemon], arguments: tuple[str, ...]
+) -> None:
+    """--json is accepted before and after `daemon`, as everywhere, and means JSON lines."""
     with prepare(sqlite_url) as engine:
         open_soon(engine, 3)
         lapsing, _ = the_cast(engine)
-        daemon = daemons(sqlite_url, "daemon", "--log-format", "json")
+        daemon = daemons(sqlite_url, *arguments)
         daemon.wait_started()
         wait_for("the lapse", lambda: lapsed(engine, lapsing), timeout=3 + 10)
         wait_for("the deadline's notices to be sent", lambda: deadline_sent(engine), timeout=10)
@@ -825,3 +833,11 @@ def test_a_notice_made_without_contacts_is_delivered_by_the_daemon_once_they_are
             "gov:hebei",
         )
     ]
+
+
+def test_json_and_plain_log_lines_together_are_a_usage_error(sqlite_url: str) -> None:
+    from tests.acceptance.test_cli import fails
+
+    prepare(sqlite_url).close()
+    proc = fails(2, "daemon", "--json", "--log-format", "plain", db=sqlite_url, now=None)
+    assert "--json logs JSON lines" in proc.stderr

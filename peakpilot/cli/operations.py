@@ -219,7 +219,8 @@ def daemon(log_format: str | None, http: str | None) -> None:
     elif current_options().json and log_format != "json":
         raise click.UsageError("--json logs JSON lines: it does not go with --log-format plain")
     from peakpilot.notifications.channels import channel_from_settings
-    from peakpilot.workflow.daemon import Daemon, configure_logging
+    from peakpilot.workflow.daemon import Daemon
+    from peakpilot.workflow.daemon_log import configure_logging
     from peakpilot.workflow.monitoring import serve
 
     settings = current_settings()

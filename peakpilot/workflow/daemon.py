@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
-import logging
 import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from peakpilot.clock import Clock, SystemClock
 from peakpilot.errors import PeakpilotError, Refused, Unavailable
+from peakpilot.workflow.daemon_log import log
 from peakpilot.workflow.store.database import masked, sqlite_file
+from peakpilot.workflow.waker import SchedulerWaker, Waker
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -40,14 +40,11 @@ if TYPE_CHECKING:
     from peakpilot.workflow.snapshots import DispatchReport, TickReport
     from peakpilot.workflow.store.daemons import DaemonRecord
 
-log = logging.getLogger("peakpilot.daemon")
 WAKE, SWEEP, DISPATCH = "wake", "sweep", "dispatch"
 DISPATCH_BATCH = 20
 DISPATCH_LAG = timedelta(milliseconds=200)  # the catch-up sweep goes before the dispatcher
 FIRST_RECONNECT_DELAY = 0.5
 MAX_RECONNECT_DELAY = 10.0
-
-Job = Callable[[], None]
 
 
 # -- what the daemon needs from outside ----------------------------------------------------
@@ -103,75 +100,6 @@ class Wakeable(Protocol):
         max_batches: int | None = ...,
         stop: threading.Event | None = ...,
     ) -> DispatchReport: ...
-
-
-class Waker(Protocol):
-    """Calls the daemon's jobs at their times, and lets time pass between reconnection
-    attempts. Production: :class:`SchedulerWaker` (APScheduler on the wall clock); tests:
-    a simulation that moves a frozen clock instead of waiting."""
-
-    def every(self, name: str, job: Job, seconds: float, first_at: datetime) -> None:
-        """Run ``job`` every ``seconds`` from ``first_at``; missed runs coalesce into one."""
-        ...
-
-    def once(self, name: str, job: Job, at: datetime) -> None:
-        """Run ``job`` once at ``at``, replacing the job of that name if there is one."""
-        ...
-
-    def cancel(self, name: str) -> None:
-        """Drop the job of that name, if there is one."""
-        ...
-
-    def job_count(self) -> int: ...
-
-    def start(self) -> None:
-        """Begin calling jobs (one at a time, never two at once)."""
-        ...
-
-    def shutdown(self) -> None:
-        """Call no more jobs; return once none is running."""
-        ...
-
-    def pause(self, stop: threading.Event, seconds: float) -> bool:
-        """Let ``seconds`` pass, or less if ``stop`` is set meanwhile; whether it is."""
-        ...
-
-
-class SchedulerWaker:
-    """APScheduler's background scheduler with one worker thread, on the wall clock."""
-
-    def __init__(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=UTC,
-        )
-
-    def every(self, name: str, job: Job, seconds: float, first_at: datetime) -> None:
-        self.scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=first_at)
-
-    def once(self, name: str, job: Job, at: datetime) -> None:
-        self.scheduler.add_job(job, "date", run_date=at, id=name, replace_existing=True)
-
-    def cancel(self, name: str) -> None:
-        if self.scheduler.get_job(name) is not None:
-            self.scheduler.remove_job(name)
-
-    def job_count(self) -> int:
-        return len(self.scheduler.get_jobs())
-
-    def start(self) -> None:
-        self.scheduler.start()
-
-    def shutdown(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
-
-    def pause(self, stop: threading.Event, seconds: float) -> bool:
-        return stop.wait(seconds)
 
 
 # -- the daemon ------------------------------------------------------------------------------
@@ -481,59 +409,3 @@ def _same_file(handle: IO[str], path: Path) -> bool:
         return False
     held = os.fstat(handle.fileno())
     return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
-
-
-# -- logging ---------------------------------------------------------------------------------
-
-
-def utc_text(value: datetime, timespec: str = "auto") -> str:
-    """An instant as every log line writes it: UTC, ISO 8601, ``Z`` (one zone for every
-    line and field, whatever the programme's zone or the host's)."""
-    return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The action's fields of a line, instants in UTC."""
-    return {
-        key: utc_text(value) if isinstance(value, datetime) else value
-        for key, value in getattr(record, "fields", {}).items()
-    }
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: at, level, message and the action's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "at": utc_text(datetime.fromtimestamp(record.created, UTC)),
-            "level": record.levelname.lower(),
-            "message": record.getMessage(),
-            **_fields(record),
-        }
-        if record.exc_info:
-            document["error"] = self.formatException(record.exc_info)
-        return json.dumps(document, ensure_ascii=False)
-
-
-class PlainFormatter(logging.Formatter):
-    """``time level message key=value ...`` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(
-            f"{key}={value}" for key, value in _fields(record).items() if value is not None
-        )
-        at = utc_text(datetime.fromtimestamp(record.created, UTC), timespec="seconds")
-        line = f"{at} {record.levelname.lower()} {record.getMessage()}"
-        return f"{line} {fields}" if fields else line
-
-
-def configure_logging(fmt: str) -> None:
-    """Our lines at INFO; APScheduler's own only when they are errors (its warnings about
-    a job still running at its next interval are expected with one worker thread)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
-    for name, level in (("peakpilot", logging.INFO), ("apscheduler", logging.ERROR)):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level)
-        logger.propagate = False

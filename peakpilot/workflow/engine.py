@@ -24,11 +24,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from peakpilot.clock import Clock, SystemClock
-from peakpilot.config.program import Program, load_program, parse_program, rebuild_program
 from peakpilot.config.settings import DEFAULT_MAX_MATERIAL_BYTES, DEFAULT_STALE_AFTER
-from peakpilot.errors import NotFound
 from peakpilot.states.actors import Actor
-from peakpilot.vocabulary import SYSTEM
+from peakpilot.workflow.engine_programme import ProgrammeMethods
 from peakpilot.workflow.queries import Queries
 from peakpilot.workflow.runtime import Runtime
 from peakpilot.workflow.snapshots import (
@@ -42,28 +40,24 @@ from peakpilot.workflow.snapshots import (
     Notice,
     NoticeDetail,
     Pilot,
-    ProgramVersion,
     TickReport,
     Timer,
 )
 from peakpilot.workflow.store.database import Database, StoreHooks, create_engine
 from peakpilot.workflow.store.lapses import LAPSE_CHUNK
-from peakpilot.workflow.store.programs import StoredProgram
 
 if TYPE_CHECKING:
     from peakpilot.notifications.channels import Channel
     from peakpilot.notifications.contacts import Contacts
     from peakpilot.workflow.attachments import Attachments
-    from peakpilot.workflow.change_report import ProgramChange
     from peakpilot.workflow.commands import Commands
     from peakpilot.workflow.deadlines import Deadlines
     from peakpilot.workflow.delivery import Delivery
     from peakpilot.workflow.health import Status
-    from peakpilot.workflow.store.batches import BatchRecord
     from peakpilot.workflow.store.daemons import DaemonRecord
 
 
-class Engine:
+class Engine(ProgrammeMethods):
     """peakpilot's commands and queries over one database.
 
     Open it as a context manager (or call :meth:`close`). ``database`` is a URL or an
@@ -124,169 +118,6 @@ class Engine:
     @property
     def clock(self) -> Clock:
         return self._runtime.clock
-
-    # -- the programme -------------------------------------------------------------------
-
-    @property
-    def program(self) -> Program:
-        """The programme stored in the database (loaded once)."""
-        return self._runtime.program
-
-    @property
-    def program_version(self) -> int:
-        """The number of the stored version :attr:`program` is."""
-        return self._runtime.program_version
-
-    def init(
-        self,
-        program: Program | str | Path | None = None,
-        *,
-        migrate: Mapping[str, str] | str | Path | None = None,
-        dry_run: bool = False,
-        actor: Actor | str = SYSTEM,
-    ) -> dict[str, Any]:
-        """Create or upgrade the schema and load a programme; repeating it changes nothing.
-
-        ``program`` is a validated :class:`Program` or a path to a programme file. Without
-        one, a database that holds a programme keeps it (``init`` never reverts to the
-        shipped one), and a new database gets the shipped 2023 programme. A programme
-        that differs from the one in force is a change (:meth:`change_program`, whose
-        ``migrate``, ``dry_run`` and ``actor`` these are). Returns what was done, with
-        the change under ``change``.
-        """
-        from peakpilot.workflow.change_report import ProgramChange
-        from peakpilot.workflow.migrations import upgrade_to_head
-        from peakpilot.workflow.versions import keep, load
-
-        runtime = self._runtime
-        if program is not None and not isinstance(program, Program):
-            program = load_program(program)
-        mapping = _migration(migrate)
-        who = self._loader(actor, program)
-        now = runtime.now()
-        if program is not None:  # a missing template is refused before anything is stored
-            runtime.notifier_for(program).check_templates()
-        if dry_run:
-            target = program or load_program()
-            change = self._dry_run(target, mapping, who, now)
-            return _init_result(change, target.first_batch.id, changed=False)
-        with runtime.db.schema_transaction() as (connection, tx):
-            upgrade_to_head(connection)
-            stored = tx.programs.lock()
-            repaired = False
-            if program is None and stored is not None:
-                kept = _stored_program(stored)
-                repaired = keep(tx, stored, kept, now)
-                loaded_program, version = kept, stored.version
-                change = ProgramChange(kept.id, "unchanged", version, version)
-            else:
-                loaded = load(tx, program or load_program(), now, actor=who, mapping=mapping)
-                change, loaded_program, version = loaded.change, loaded.program, loaded.version
-            overdue = tx.batches.open_past_deadline(now)
-        runtime.use_program(loaded_program, version)
-        if program is None:  # the stored (or shipped) one's, with the operator's overrides
-            runtime.notifier.check_templates()
-        changed = repaired or change.outcome != "unchanged"
-        result = _init_result(change, loaded_program.first_batch.id, changed=changed)
-        result["warnings"] = [self._overdue_warning(batch) for batch in overdue]
-        result["warnings"] += self.address_warnings()
-        return result
-
-    def address_warnings(self) -> builtins.list[str]:
-        """What ``init`` and the daemon's start say when an actor that notices go to has
-        no address in the contacts: its notices fail until one is given."""
-        program = self._runtime.program
-        missing = self._runtime.contacts_for(program).unaddressed(program.notified_actors)
-        if not missing:
-            return []
-        shown = ", ".join(missing[:6]) + (
-            f" and {len(missing) - 6} more" if len(missing) > 6 else ""
-        )
-        return [
-            f"no address for {len(missing)} of the {len(program.notified_actors)} actors that "
-            f"notices go to ({shown}): give them one in the contacts file "
-            "(PEAKPILOT_CONTACTS); until then their notices are kept, failing and retried"
-        ]
-
-    def _overdue_warning(self, batch: BatchRecord) -> str:
-        deadline = self._runtime.local(batch.deadline_at).isoformat()
-        days = self._stale_after.total_seconds() / 86400
-        return (
-            f"the deadline of open batch {batch.id} ({deadline}) has passed: the next tick "
-            "or daemon start lapses its unsubmitted nominations and closes it, and stores "
-            f"its letters as suppressed (not sent) if that is more than {days:g} days after "
-            "the deadline"
-        )
-
-    def change_program(
-        self,
-        text: str | Path | Program,
-        migrate: Mapping[str, str] | str | Path | None = None,
-        dry_run: bool = False,
-        *,
-        actor: Actor | str = SYSTEM,
-    ) -> ProgramChange:
-        """Put a new version of the programme in force, or say why it is not safe.
-
-        ``text`` is the programme file's text (a ``str``), its path, or a :class:`Program`.
-        ``migrate`` maps the states the new version removes (``{"old": "new"}``), or is
-        the path of a migration file (``states: {old: new}``). A change that strands
-        nominations or places raises :class:`Refused` naming each problem (its
-        ``change`` attribute holds the report); with ``dry_run`` the report is returned,
-        problems included, and nothing is written. The same text as the one in force
-        changes nothing (``outcome`` ``unchanged``).
-        """
-        if isinstance(text, str):
-            text = parse_program(text, "the programme text")
-        result = self.init(text, migrate=migrate, dry_run=dry_run, actor=actor)
-        change: ProgramChange = result["change"]
-        return change
-
-    def program_versions(self) -> builtins.list[ProgramVersion]:
-        """Every programme version the database loaded, oldest first."""
-        return self._queries.program_versions()
-
-    def program_text(self, version: int | None = None) -> str:
-        """The text of programme version ``version`` (the one in force by default)."""
-        return self._queries.program_text(version)
-
-    def program_diff(self, from_version: int, to_version: int) -> ProgramChange:
-        """What changed from one stored version to another (no database facts: the
-        differences only)."""
-        return self._queries.program_diff(from_version, to_version)
-
-    def _loader(self, actor: Actor | str, program: Program | None) -> str:
-        """Who loads a programme: the system, or a national actor (the NDRC)."""
-        if str(actor) == SYSTEM:
-            return SYSTEM
-        from peakpilot.states.actors import ActorResolver
-        from peakpilot.states.program_change import check_loader
-
-        resolved = ActorResolver(program or self._current_or_shipped())(actor)
-        check_loader(resolved)
-        return str(resolved)
-
-    def _current_or_shipped(self) -> Program:
-        try:
-            return self._runtime.program
-        except NotFound:
-            return load_program()
-
-    def _dry_run(
-        self, program: Program, mapping: Mapping[str, str], actor: str, now: datetime
-    ) -> ProgramChange:
-        """What loading ``program`` would do, read in a transaction that writes nothing
-        (a database that was never initialised is not created)."""
-        from peakpilot.workflow.change_report import ProgramChange
-        from peakpilot.workflow.versions import load
-
-        db = self._runtime.db
-        if not db.exists():
-            return ProgramChange(program.id, "dry_run", None, 1)
-        return db.run(
-            lambda tx: load(tx, program, now, actor=actor, mapping=mapping, dry_run=True).change,
-            write=False,
-        )
 
     # -- commands ------------------------------------------------------------------------
 
@@ -588,28 +419,3 @@ class Engine:
         from peakpilot.workflow.delivery import Delivery  # the channels load only here
 
         return Delivery(self._runtime)
-
-
-def _migration(migrate: Mapping[str, str] | str | Path | None) -> dict[str, str]:
-    """The state mapping of a programme change: given, read from a file, or none."""
-    if migrate is None:
-        return {}
-    if isinstance(migrate, Mapping):
-        return {str(old): str(new) for old, new in migrate.items()}
-    from peakpilot.config.migration_file import load_migration
-
-    return load_migration(migrate)
-
-
-def _stored_program(stored: StoredProgram) -> Program:
-    return rebuild_program(stored.source, stored.compiled, f"programme version {stored.version}")
-
-
-def _init_result(change: ProgramChange, batch: str, *, changed: bool) -> dict[str, Any]:
-    return {
-        "program": change.program,
-        "batch": batch,
-        "version": change.to_version,
-        "changed": changed,
-        "change": change,
-    }

@@ -33,9 +33,9 @@ from peakpilot.workflow.daemon import (
     SWEEP,
     WAKE,
     Daemon,
-    PlainFormatter,
     Wakeable,
 )
+from peakpilot.workflow.daemon_log import PlainFormatter
 from tests.conftest import DEADLINE
 from tests.design import PROVINCES
 

@@ -14,6 +14,7 @@ import yaml
 from peakpilot import Engine, FrozenClock
 from peakpilot.config.program import load_program
 from tests.acceptance.test_cli import BEFORE, doc, fails, ok
+from tests.integration.test_program_versions import without_approved as drop_approved
 
 SHIPPED = load_program().source
 
@@ -52,16 +53,9 @@ def write(path: Path, document: dict[str, object]) -> str:
 
 
 def without_approved(tmp_path: Path) -> str:
+    """The shipped programme without the `approved` state, written to a file."""
     document = yaml.safe_load(SHIPPED)
-    del document["states"]["approved"]
-    kept = []
-    for row in document["transitions"]:
-        row["from"] = [s for s in row["from"] if s != "approved"]
-        if row.get("to") == "approved":
-            row["to"] = "submitted"
-        if row["from"]:
-            kept.append(row)
-    document["transitions"] = kept
+    drop_approved(document)
     return write(tmp_path / "v2.yaml", document)
 
 
